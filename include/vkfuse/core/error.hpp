@@ -1,0 +1,46 @@
+// vkfuse/core/error.hpp — the one exception hierarchy of vkfuse.
+//
+// Every runtime failure the library reports is a vkfuse::error. Messages say what happened and what to do about it,
+// so that a user reading only e.what() can fix the problem.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace vkfuse {
+
+// Base of every exception vkfuse throws.
+class error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// A Vulkan call failed; carries the VkResult as an int so this header needs no Vulkan include.
+class vulkan_error : public error {
+public:
+    vulkan_error(int result, const std::string& what) : error(what), result_(result) {}
+    int result() const noexcept { return result_; }
+
+private:
+    int result_;
+};
+
+// No usable Vulkan device (no loader, no driver, or VKFUSE_DEVICE matched nothing).
+class device_error : public error {
+public:
+    using error::error;
+};
+
+// glslang rejected generated or user GLSL; the message quotes the offending lines.
+class shader_error : public error {
+public:
+    using error::error;
+};
+
+// The program was used wrongly at run time: a buffer of the wrong size, a missing binding, an unknown name.
+class usage_error : public error {
+public:
+    using error::error;
+};
+
+} // namespace vkfuse
