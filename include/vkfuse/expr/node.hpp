@@ -1,0 +1,175 @@
+// vkfuse/expr/node.hpp — the expression nodes.
+//
+// Nodes describe; they compute nothing. glsl/ and reference/ are two evaluators of the same tree.
+//
+// Every node is an empty type: leaves are identified by name (the data is bound at run time) or carry their value in
+// the type (constant<0.5f>), so an expression's *type* is the whole computation. That is what lets the GLSL be a
+// compile-time constant of the type, and lets equal sub-expressions be recognised as equal by type alone.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "../core/fixed_string.hpp"
+#include "../core/types.hpp"
+
+namespace vkfuse {
+
+// The operations a node can apply. One list for all layers, so evaluators switch over one vocabulary.
+enum class op : std::uint8_t {
+    // unary, elementwise
+    neg, exp, log, sqrt, rsqrt, tanh, sigmoid, silu, gelu,
+    // binary, elementwise (a scalar operand broadcasts)
+    add, sub, mul, div, max, min,
+    // reductions of a vector to a scalar
+    sum, reduce_max, mean,
+};
+
+constexpr bool is_reduction(op o) { return o == op::sum || o == op::reduce_max || o == op::mean; }
+
+// What a leaf stands for. Inputs change per run, weights are set once, params are runtime scalars (push constants),
+// outputs are written.
+enum class role : std::uint8_t { input, weight, param, output };
+
+namespace expr {
+
+// Marks a type as a vkfuse expression node.
+struct node_base {};
+
+template <class T>
+concept expression = std::is_base_of_v<node_base, std::remove_cvref_t<T>>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Leaves
+// ---------------------------------------------------------------------------------------------------------------
+
+namespace detail {
+template <std::size_t N>
+constexpr bool valid_identifier(const fixed_string<N>& s) {
+    if (N == 0 || N > 31) return false;
+    auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (!alpha(s[0])) return false;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (!alpha(s[i]) && !digit(s[i])) return false;
+        if (i > 0 && s[i] == '_' && s[i - 1] == '_') return false;  // GLSL reserves names with "__"
+    }
+    return true;
+}
+} // namespace detail
+
+// A named buffer (or, for role::param, a named runtime scalar) of a static shape and element type.
+template <role R, fixed_string Name, class DType, class Shape>
+struct placeholder : node_base {
+    static_assert(detail::valid_identifier(Name),
+                  "vkfuse placeholder: a name must be 1-31 letters, digits or '_', start with a letter or '_', "
+                  "and contain no \"__\"");
+    static constexpr vkfuse::role leaf_role = R;
+    static constexpr auto name = Name;
+    using dtype = DType;
+    using shape = Shape;
+};
+
+// A compile-time scalar: its value is part of the type and is written into the GLSL as an exact literal.
+template <float V>
+struct constant : node_base {
+    static constexpr float value = V;
+    using dtype = f32;
+    using shape = scalar_shape;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Inner nodes: they hold their children and nothing else.
+// ---------------------------------------------------------------------------------------------------------------
+
+template <op O, class A, class Shape>
+struct unary : node_base {
+    static constexpr enum op op = O;
+    using dtype = typename A::dtype;
+    using shape = Shape;
+    [[no_unique_address]] A a;
+};
+
+template <op O, class A, class B, class Shape>
+struct binary : node_base {
+    static constexpr enum op op = O;
+    using dtype = typename A::dtype;
+    using shape = Shape;
+    [[no_unique_address]] A a;
+    [[no_unique_address]] B b;
+};
+
+// sum, max or mean of a vector: a scalar.
+template <op O, class A>
+struct reduce : node_base {
+    static constexpr enum op op = O;
+    using dtype = typename A::dtype;
+    using shape = scalar_shape;
+    [[no_unique_address]] A a;
+};
+
+// The matrix-vector product W[M, N] . x[N] -> [M]; W is a matrix placeholder (weights are stored [out, in] row-major).
+template <class W, class X>
+struct product : node_base {
+    using dtype = typename X::dtype;
+    using shape = vkfuse::shape<W::shape::dims[0]>;
+    [[no_unique_address]] W w;
+    [[no_unique_address]] X x;
+};
+
+// `y = e`: the expression stored into an output placeholder. A program is one assignment (several named results
+// come with the planner).
+template <class Out, class E>
+struct assignment {
+    using output = Out;
+    using value = E;
+    [[no_unique_address]] E e;
+};
+
+// A placeholder that failed a check; returned after a static_assert so one mistake gives one error, not a cascade.
+struct invalid : node_base {
+    using dtype = f32;
+    using shape = scalar_shape;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Traits
+// ---------------------------------------------------------------------------------------------------------------
+
+template <class T>
+inline constexpr bool is_placeholder_v = false;
+template <role R, fixed_string N, class D, class S>
+inline constexpr bool is_placeholder_v<placeholder<R, N, D, S>> = true;
+
+template <class T>
+inline constexpr bool is_assignment_v = false;
+template <class O, class E>
+inline constexpr bool is_assignment_v<assignment<O, E>> = true;
+
+} // namespace expr
+
+// ---------------------------------------------------------------------------------------------------------------
+// Public leaf names
+// ---------------------------------------------------------------------------------------------------------------
+
+// A per-run input buffer:            input<"x", 896>
+template <fixed_string Name, std::size_t... Dims>
+using input = expr::placeholder<role::input, Name, f32, shape<Dims...>>;
+// A weight buffer:                   weight<"w_up", 4864, 896>   (a matrix is [out, in], row-major)
+template <fixed_string Name, std::size_t... Dims>
+using weight = expr::placeholder<role::weight, Name, f32, shape<Dims...>>;
+// A runtime f32 scalar (a push constant): param<"alpha">
+template <fixed_string Name>
+using param = expr::placeholder<role::param, Name, f32, scalar_shape>;
+// The same with an explicit storage type:  input_of<"x", f16, 896>
+template <fixed_string Name, class DType, std::size_t... Dims>
+using input_of = expr::placeholder<role::input, Name, DType, shape<Dims...>>;
+template <fixed_string Name, class DType, std::size_t... Dims>
+using weight_of = expr::placeholder<role::weight, Name, DType, shape<Dims...>>;
+
+// A compile-time scalar:             x * c<0.5f>
+template <float V>
+inline constexpr expr::constant<V> c{};
+
+} // namespace vkfuse

@@ -1,0 +1,259 @@
+// vkfuse/expr/ops.hpp — forming expressions: operators and functions, with the shape and dtype checks.
+//
+// Every check fires where the user forms the node, with a message that names the op. After a failed check the
+// function returns expr::invalid so the compiler reports one error, not a cascade.
+//
+//     input<"x", 896> x;  weight<"w", 4864, 896> w;  weight<"g", 896> g;
+//     auto h = silu(w * (x * rsqrt(mean(x * x) + c<1e-6f>) * g));   // shape<4864>
+#pragma once
+
+#include <type_traits>
+
+#include "node.hpp"
+
+namespace vkfuse {
+
+namespace expr::detail {
+
+template <class...>
+inline constexpr bool dependent_false = false;
+
+// Elementwise operands must have equal shapes, or one of them must be a scalar (it broadcasts).
+template <class A, class B>
+inline constexpr bool broadcastable = std::is_same_v<typename A::shape, typename B::shape> ||
+                                      A::shape::rank == 0 || B::shape::rank == 0;
+
+template <class A, class B>
+using broadcast_shape = std::conditional_t<A::shape::rank == 0, typename B::shape, typename A::shape>;
+
+template <class T>
+inline constexpr bool is_matrix = T::shape::rank == 2;
+
+template <class A>
+inline constexpr bool is_param = is_placeholder_v<A> && A::leaf_role == role::param;
+
+// Static checks with messages naming the op. Each `check_*` is true when the operands are fine.
+template <op O, class A>
+constexpr bool check_unary() {
+    if constexpr (is_matrix<A>) {
+        static_assert(dependent_false<A>,
+                      "vkfuse elementwise op: a matrix can only be used as the left operand of a matvec (W * x)");
+        return false;
+    } else {
+        return true;
+    }
+}
+
+template <op O, class A, class B>
+constexpr bool check_binary() {
+    if constexpr (std::is_same_v<A, invalid> || std::is_same_v<B, invalid>) {
+        return false;  // already reported
+    } else if constexpr (is_matrix<A> || is_matrix<B>) {
+        static_assert(dependent_false<A, B>,
+                      "vkfuse elementwise op: a matrix can only be used as the left operand of a matvec (W * x)");
+        return false;
+    } else if constexpr (!std::is_same_v<typename A::dtype, typename B::dtype>) {
+        static_assert(dependent_false<A, B>,
+                      "vkfuse elementwise op (add/sub/mul/div/max/min): operands have different dtypes; "
+                      "both sides must be f32, or both f16");
+        return false;
+    } else if constexpr (!broadcastable<A, B>) {
+        static_assert(dependent_false<A, B>,
+                      "vkfuse elementwise op (add/sub/mul/div/max/min): operand shapes differ and neither is a "
+                      "scalar; see the shape<...> arguments in the instantiation below");
+        return false;
+    } else {
+        return true;
+    }
+}
+
+template <class A>
+constexpr bool check_reduce() {
+    if constexpr (std::is_same_v<A, invalid>) {
+        return false;
+    } else if constexpr (A::shape::rank != 1) {
+        static_assert(dependent_false<A>, "vkfuse reduction (sum/max/mean): the operand must be a vector");
+        return false;
+    } else {
+        return true;
+    }
+}
+
+template <class W, class X>
+constexpr bool check_matvec() {
+    if constexpr (std::is_same_v<W, invalid> || std::is_same_v<X, invalid>) {
+        return false;
+    } else if constexpr (!(is_placeholder_v<W> && W::shape::rank == 2 && W::leaf_role != role::param)) {
+        static_assert(dependent_false<W>,
+                      "vkfuse matvec (W * x): the left operand must be a matrix placeholder, e.g. "
+                      "weight<\"w\", M, N>");
+        return false;
+    } else if constexpr (X::shape::rank != 1) {
+        static_assert(dependent_false<X>, "vkfuse matvec (W * x): the right operand must be a vector");
+        return false;
+    } else if constexpr (W::shape::dims[1] != X::shape::dims[0]) {
+        static_assert(dependent_false<W, X>,
+                      "vkfuse matvec (W * x): shape mismatch, W is [M, N] so x must have N elements; see the "
+                      "shape<...> arguments in the instantiation below");
+        return false;
+    } else if constexpr (!std::is_same_v<typename W::dtype, typename X::dtype>) {
+        static_assert(dependent_false<W, X>,
+                      "vkfuse matvec (W * x): the matrix and the vector have different dtypes");
+        return false;
+    } else {
+        return true;
+    }
+}
+
+template <op O, expression A>
+constexpr auto make_unary(A) {
+    if constexpr (check_unary<O, A>())
+        return unary<O, A, typename A::shape>{};
+    else
+        return invalid{};
+}
+
+template <op O, expression A, expression B>
+constexpr auto make_binary(A, B) {
+    if constexpr (check_binary<O, A, B>())
+        return binary<O, A, B, broadcast_shape<A, B>>{};
+    else
+        return invalid{};
+}
+
+template <op O, expression A>
+constexpr auto make_reduce(A) {
+    if constexpr (check_reduce<A>())
+        return reduce<O, A>{};
+    else
+        return invalid{};
+}
+
+} // namespace expr::detail
+
+// The operators and functions live in vkfuse::expr, the namespace of the nodes, so argument-dependent lookup finds
+// them for every node type; using-declarations below also make them vkfuse::silu(x) and so on.
+namespace expr {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Elementwise arithmetic. A matrix on the left of `*` with a vector on the right is a matvec.
+// ---------------------------------------------------------------------------------------------------------------
+
+// a + b, elementwise; a scalar operand broadcasts.
+template <expr::expression A, expr::expression B>
+constexpr auto operator+(A a, B b) { return expr::detail::make_binary<op::add>(a, b); }
+// a - b
+template <expr::expression A, expr::expression B>
+constexpr auto operator-(A a, B b) { return expr::detail::make_binary<op::sub>(a, b); }
+// a / b
+template <expr::expression A, expr::expression B>
+constexpr auto operator/(A a, B b) { return expr::detail::make_binary<op::div>(a, b); }
+// -a
+template <expr::expression A>
+constexpr auto operator-(A a) { return expr::detail::make_unary<op::neg>(a); }
+
+// a * b elementwise, or W * x when the left operand is a matrix: the matrix-vector product.
+template <expr::expression A, expr::expression B>
+constexpr auto operator*(A a, B b) {
+    if constexpr (A::shape::rank == 2) {
+        if constexpr (expr::detail::check_matvec<A, B>())
+            return product<A, B>{};
+        else
+            return expr::invalid{};
+    } else {
+        return expr::detail::make_binary<op::mul>(a, b);
+    }
+}
+
+// W . x, spelled out.
+template <expr::expression W, expr::expression X>
+constexpr auto matvec(W w, X x) {
+    static_assert(W::shape::rank == 2, "vkfuse matvec(W, x): W must be a matrix placeholder");
+    return w * x;
+}
+
+// elementwise max / min
+template <expr::expression A, expr::expression B>
+constexpr auto max(A a, B b) { return expr::detail::make_binary<op::max>(a, b); }
+template <expr::expression A, expr::expression B>
+constexpr auto min(A a, B b) { return expr::detail::make_binary<op::min>(a, b); }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Unary math
+// ---------------------------------------------------------------------------------------------------------------
+
+template <expr::expression A> constexpr auto exp(A a) { return expr::detail::make_unary<op::exp>(a); }
+template <expr::expression A> constexpr auto log(A a) { return expr::detail::make_unary<op::log>(a); }
+template <expr::expression A> constexpr auto sqrt(A a) { return expr::detail::make_unary<op::sqrt>(a); }
+// 1 / sqrt(a)
+template <expr::expression A> constexpr auto rsqrt(A a) { return expr::detail::make_unary<op::rsqrt>(a); }
+template <expr::expression A> constexpr auto tanh(A a) { return expr::detail::make_unary<op::tanh>(a); }
+// 1 / (1 + exp(-a))
+template <expr::expression A> constexpr auto sigmoid(A a) { return expr::detail::make_unary<op::sigmoid>(a); }
+// a * sigmoid(a), also called swish
+template <expr::expression A> constexpr auto silu(A a) { return expr::detail::make_unary<op::silu>(a); }
+// GELU, tanh form: 0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3)))  (GPT-2's; Hugging Face "gelu_pytorch_tanh")
+template <expr::expression A> constexpr auto gelu(A a) { return expr::detail::make_unary<op::gelu>(a); }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reductions of a vector to a scalar
+// ---------------------------------------------------------------------------------------------------------------
+
+template <expr::expression A> constexpr auto sum(A a) { return expr::detail::make_reduce<op::sum>(a); }
+template <expr::expression A> constexpr auto mean(A a) { return expr::detail::make_reduce<op::mean>(a); }
+// the largest element (named reduce_max because max(a, b) is the elementwise maximum)
+template <expr::expression A> constexpr auto reduce_max(A a) { return expr::detail::make_reduce<op::reduce_max>(a); }
+
+} // namespace expr
+
+using expr::operator+;
+using expr::operator-;
+using expr::operator*;
+using expr::operator/;
+using expr::matvec;
+using expr::max;
+using expr::min;
+using expr::exp;
+using expr::log;
+using expr::sqrt;
+using expr::rsqrt;
+using expr::tanh;
+using expr::sigmoid;
+using expr::silu;
+using expr::gelu;
+using expr::sum;
+using expr::mean;
+using expr::reduce_max;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------------------------------------------
+
+// A named result buffer. `y = e` forms the program that computes e into y:
+//     output<"y", 896> y;  auto program = (y = x + w * x);
+template <fixed_string Name, std::size_t... Dims>
+struct output {
+    static_assert(expr::detail::valid_identifier(Name),
+                  "vkfuse output: a name must be 1-31 letters, digits or '_', start with a letter or '_', "
+                  "and contain no \"__\"");
+    static_assert(sizeof...(Dims) <= 1, "vkfuse output: an output is a scalar or a vector");
+    static constexpr vkfuse::role leaf_role = role::output;
+    static constexpr auto name = Name;
+    using dtype = f32;
+    using shape = vkfuse::shape<Dims...>;
+
+    template <expr::expression E>
+    constexpr auto operator=(E e) const {
+        if constexpr (std::is_same_v<E, expr::invalid>) {
+            return expr::assignment<output, E>{e};
+        } else {
+            static_assert(std::is_same_v<typename E::shape, shape>,
+                          "vkfuse output (y = e): the expression's shape differs from the output's declared shape");
+            static_assert(std::is_same_v<typename E::dtype, dtype>,
+                          "vkfuse output (y = e): outputs are f32 and the expression is not");
+            return expr::assignment<output, E>{e};
+        }
+    }
+};
+
+} // namespace vkfuse
