@@ -1,0 +1,301 @@
+// vkfuse/vulkan/program.hpp — a program type made runnable: its kernels, its buffers, its dispatch sequence.
+//
+//     vkfuse::context ctx;                            // the best device (VKFUSE_DEVICE overrides)
+//     vkfuse::program prog(ctx, y = x + w * x);      // compiles the kernels; allocates every buffer
+//     prog.upload("x", xs);  prog.upload("w", ws);
+//     vkfuse::vulkan::timing t = prog.run();
+//     std::vector<float> out = prog.download("y");
+//
+// Buffers are addressed by the placeholder names of the expression. Every misuse — an unknown name, data of the
+// wrong size, an input never given data, a param never set — throws vkfuse::usage_error saying what to do.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../glsl/source.hpp"
+#include "buffer.hpp"
+#include "context.hpp"
+#include "kernel.hpp"
+#include "sequence.hpp"
+
+namespace vkfuse {
+
+using vulkan::context;
+using vulkan::context_options;
+
+// How a program is laid out on its device. Zeros mean "choose for the device".
+struct program_options {
+    std::uint32_t workgroup_size = 0;  // a power of two; default 256, or the device's maximum if smaller
+    std::uint32_t lanes = 0;           // invocations per matvec row; default the subgroup size, else 32
+    bool subgroups = true;             // use subgroup arithmetic where the device has it
+};
+
+// The launch geometry chosen for a device.
+struct launch_config {
+    std::uint32_t workgroup_size = 256;
+    std::uint32_t lanes = 32;
+    bool subgroup_arithmetic = false;
+
+    std::string_view preamble() const {
+        return subgroup_arithmetic ? std::string_view("#define VKFUSE_SUBGROUP_ARITHMETIC 1\n") : std::string_view();
+    }
+};
+
+namespace detail {
+
+constexpr bool power_of_two(std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+inline std::uint32_t floor_power_of_two(std::uint32_t v) {
+    std::uint32_t p = 1;
+    while (p * 2 <= v) p *= 2;
+    return p;
+}
+
+inline launch_config choose_launch(const vulkan::device_info& d, const program_options& o) {
+    launch_config c;
+    const std::uint32_t max_wg = std::min(d.max_workgroup_invocations, d.max_workgroup_size[0]);
+    c.workgroup_size = o.workgroup_size != 0 ? o.workgroup_size : std::min<std::uint32_t>(256, floor_power_of_two(max_wg));
+    if (!power_of_two(c.workgroup_size) || c.workgroup_size > max_wg)
+        throw usage_error("vkfuse program: workgroup_size " + std::to_string(c.workgroup_size) +
+                          " must be a power of two no larger than the device's " + std::to_string(max_wg));
+    const bool subgroup_ok = o.subgroups && d.subgroup_arithmetic && power_of_two(d.subgroup_size);
+    c.lanes = o.lanes != 0 ? o.lanes : (subgroup_ok ? d.subgroup_size : 32u);
+    c.lanes = std::min(c.lanes, c.workgroup_size);
+    if (!power_of_two(c.lanes))
+        throw usage_error("vkfuse program: lanes " + std::to_string(c.lanes) + " must be a power of two");
+    c.subgroup_arithmetic = subgroup_ok;
+    return c;
+}
+
+inline std::string role_name(role r) {
+    switch (r) {
+    case role::input: return "input";
+    case role::weight: return "weight";
+    case role::param: return "param";
+    case role::output: return "output";
+    }
+    return "?";
+}
+
+} // namespace detail
+
+// The runnable form of a program type `Program` (the type of `y = expression`).
+template <class Program>
+class program {
+public:
+    using info = glsl::compiled<Program>;
+    static constexpr auto& plan = info::plan;
+    // Dispatches per run: one per kernel.
+    static constexpr int dispatch_count = info::kernel_count;
+
+    explicit program(context& ctx, program_options options = {})
+        : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options)) {
+        build_kernels();
+        allocate_buffers();
+        params_.assign(static_cast<std::size_t>(plan.param_count), 0.0f);
+        param_set_.assign(static_cast<std::size_t>(plan.param_count), false);
+    }
+    program(context& ctx, const Program&, program_options options = {}) : program(ctx, options) {}
+
+    program(const program&) = delete;
+    program& operator=(const program&) = delete;
+    program(program&&) = default;
+    program& operator=(program&&) = default;
+
+    // ---- data in and out -------------------------------------------------------------------------------------
+
+    // Copies f32 data into the buffer of placeholder (or output) `name`; the size must match its shape.
+    void upload(std::string_view name, std::span<const float> data) {
+        const int b = slot(name);
+        check_size(b, data.size(), "upload");
+        bound_[static_cast<std::size_t>(b)]->upload(std::as_bytes(data));
+        has_data_[static_cast<std::size_t>(b)] = true;
+    }
+    void upload(std::string_view name, const std::vector<float>& data) { upload(name, std::span<const float>(data)); }
+
+    // The contents of buffer `name` (an output, usually).
+    std::vector<float> download(std::string_view name) const {
+        const int b = slot(name);
+        std::vector<float> out(plan.buffers[b].elements);
+        bound_[static_cast<std::size_t>(b)]->download(std::as_writable_bytes(std::span<float>(out)));
+        return out;
+    }
+
+    // Sets runtime scalar `name` (a param<"name"> leaf).
+    void set_param(std::string_view name, float value) {
+        for (int i = 0; i < plan.param_count; ++i) {
+            if (plan.g[plan.params[i]].name.view() == name) {
+                params_[static_cast<std::size_t>(i)] = value;
+                param_set_[static_cast<std::size_t>(i)] = true;
+                sequence_.reset();  // push constants are recorded into the command buffer
+                return;
+            }
+        }
+        throw usage_error("vkfuse program: no param named '" + std::string(name) + "'. " + names_text());
+    }
+
+    // Uses an existing buffer for `name` (to share weights or chain programs); it must have exactly the size
+    // the placeholder's shape needs and outlive its use here.
+    void bind(std::string_view name, vulkan::buffer& external) {
+        const int b = slot(name);
+        if (external.size() != plan.buffers[b].bytes())
+            throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
+                              " bytes, but " + describe(b) + ".");
+        bound_[static_cast<std::size_t>(b)] = &external;
+        has_data_[static_cast<std::size_t>(b)] = true;
+        sequence_.reset();
+    }
+
+    // The buffer currently used for `name`.
+    vulkan::buffer& buffer(std::string_view name) { return *bound_[static_cast<std::size_t>(slot(name))]; }
+
+    // Fills the output and every temporary with NaN, so a kernel that skips an element cannot pass a check.
+    void poison() {
+        for (int b = 0; b < plan.buffer_count; ++b)
+            if (plan.buffers[b].slot_role == role::output) bound_[static_cast<std::size_t>(b)]->fill(0x7fc00000u);
+    }
+
+    // ---- running ---------------------------------------------------------------------------------------------
+
+    // Runs every kernel in one command buffer (barriers between dispatches), submits and waits.
+    vulkan::timing run() {
+        ensure_ready();
+        return sequence_->run();
+    }
+
+    // Runs every kernel as a submit of its own, waiting for each: the naive baseline of the benchmarks.
+    vulkan::timing run_each_submitted() {
+        ensure_ready();
+        return sequence_->run_each_submitted();
+    }
+
+    // ---- inspection ------------------------------------------------------------------------------------------
+
+    const launch_config& launch() const { return launch_; }
+    const vulkan::device_info& device() const { return ctx_->device(); }
+    static constexpr std::string_view glsl(int kernel) { return info::sources[static_cast<std::size_t>(kernel)]; }
+    // Workgroups dispatched by kernel k on this device.
+    std::uint32_t workgroups(int k) const {
+        const auto& kp = plan.kernels[k];
+        const std::uint32_t per_group =
+            kp.kind == plan::kernel_kind::matvec ? launch_.workgroup_size / launch_.lanes : launch_.workgroup_size;
+        return (kp.items + per_group - 1) / per_group;
+    }
+
+private:
+    int slot(std::string_view name) const {
+        for (int b = 0; b < plan.buffer_count; ++b)
+            if (!plan.buffers[b].temporary && plan.buffers[b].name.view() == name) return b;
+        throw usage_error("vkfuse program: no buffer named '" + std::string(name) + "'. " + names_text());
+    }
+
+    static std::string describe(int b) {
+        const auto& s = plan.buffers[b];
+        const auto& n = plan.g[s.node];
+        std::string shape = n.rank == 2 && !s.temporary
+                                ? std::to_string(n.rows) + ", " + std::to_string(n.cols)
+                                : std::to_string(s.elements);
+        return detail::role_name(s.slot_role) + " '" + std::string(s.name.view()) + "' is " +
+               std::string(dtype_name(s.dtype)) + "[" + shape + "] = " + std::to_string(s.bytes()) + " bytes";
+    }
+
+    static std::string names_text() {
+        std::string text = "The program has:";
+        for (int b = 0; b < plan.buffer_count; ++b)
+            if (!plan.buffers[b].temporary) text += " " + detail::role_name(plan.buffers[b].slot_role) + " '" +
+                                                    std::string(plan.buffers[b].name.view()) + "',";
+        for (int i = 0; i < plan.param_count; ++i)
+            text += " param '" + std::string(plan.g[plan.params[i]].name.view()) + "',";
+        text.back() = '.';
+        return text;
+    }
+
+    static void check_size(int b, std::size_t elements, std::string_view doing) {
+        if (elements != plan.buffers[b].elements)
+            throw usage_error("vkfuse program: " + std::string(doing) + " of " + std::to_string(elements) +
+                              " elements, but " + describe(b) + ". Pass exactly " +
+                              std::to_string(plan.buffers[b].elements) + " elements.");
+    }
+
+    void build_kernels() {
+        kernels_.reserve(static_cast<std::size_t>(dispatch_count));
+        for (int k = 0; k < dispatch_count; ++k) {
+            labels_.push_back("kernel " + std::to_string(k + 1) + " of " + std::to_string(dispatch_count));
+        }
+        for (int k = 0; k < dispatch_count; ++k) {
+            vulkan::kernel_spec spec;
+            spec.label = labels_[static_cast<std::size_t>(k)];
+            spec.glsl = info::sources[static_cast<std::size_t>(k)];
+            spec.binding_count = static_cast<std::uint32_t>(plan.kernels[k].binding_count());
+            spec.push_constant_bytes = plan.push_constant_bytes();
+            spec.workgroup_size = launch_.workgroup_size;
+            spec.lanes = launch_.lanes;
+            spec.preamble = launch_.preamble();
+            kernels_.emplace_back(*ctx_, spec);
+        }
+    }
+
+    void allocate_buffers() {
+        owned_.reserve(static_cast<std::size_t>(plan.buffer_count));
+        for (int b = 0; b < plan.buffer_count; ++b) owned_.emplace_back(*ctx_, plan.buffers[b].bytes());
+        for (auto& o : owned_) bound_.push_back(&o);
+        has_data_.assign(owned_.size(), false);
+    }
+
+    void ensure_ready() {
+        for (int b = 0; b < plan.buffer_count; ++b) {
+            const auto& s = plan.buffers[b];
+            if (s.slot_role != role::output && !has_data_[static_cast<std::size_t>(b)])
+                throw usage_error("vkfuse program: " + describe(b) + " and was never given data; call upload(\"" +
+                                  std::string(s.name.view()) + "\", ...) or bind it before run().");
+        }
+        for (int i = 0; i < plan.param_count; ++i)
+            if (!param_set_[static_cast<std::size_t>(i)])
+                throw usage_error("vkfuse program: param '" + std::string(plan.g[plan.params[i]].name.view()) +
+                                  "' was never set; call set_param before run().");
+        if (sequence_) return;
+        std::vector<std::byte> push(plan.push_constant_bytes());
+        if (!push.empty()) std::memcpy(push.data(), params_.data(), push.size());
+        std::vector<vulkan::dispatch> dispatches;
+        for (int k = 0; k < dispatch_count; ++k) {
+            vulkan::dispatch d;
+            d.k = &kernels_[static_cast<std::size_t>(k)];
+            for (int i = 0; i < plan.kernels[k].binding_count(); ++i)
+                d.buffers.push_back(bound_[static_cast<std::size_t>(plan.kernels[k].binding(i))]);
+            d.groups = {workgroups(k), 1, 1};
+            d.push_constants = push;
+            dispatches.push_back(std::move(d));
+        }
+        sequence_ = std::make_unique<vulkan::sequence>(*ctx_, std::move(dispatches));
+    }
+
+    context* ctx_;
+    launch_config launch_;
+    std::vector<std::string> labels_;
+    std::vector<vulkan::kernel> kernels_;
+    std::vector<vulkan::buffer> owned_;
+    std::vector<vulkan::buffer*> bound_;
+    std::vector<bool> has_data_;
+    std::vector<float> params_;
+    std::vector<bool> param_set_;
+    std::unique_ptr<vulkan::sequence> sequence_;
+};
+
+// Deduces the program type from the expression: `vkfuse::program prog(ctx, y = x + w * x);`
+template <class Program>
+program(context&, const Program&) -> program<Program>;
+template <class Program>
+program(context&, const Program&, program_options) -> program<Program>;
+
+} // namespace vkfuse
