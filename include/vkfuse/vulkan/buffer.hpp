@@ -1,0 +1,130 @@
+// vkfuse/vulkan/buffer.hpp — a device-local storage buffer with synchronous upload, download and fill.
+#pragma once
+
+#include "vkfuse/core/error.hpp"
+#include "vkfuse/vulkan/context.hpp"
+
+#include <vulkan/vulkan.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <ranges>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace vkfuse::vulkan {
+
+class buffer {
+public:
+    buffer() = default;
+    buffer(context& ctx, std::size_t bytes);
+    buffer(buffer&& other) noexcept;
+    buffer& operator=(buffer&& other) noexcept;
+    buffer(const buffer&) = delete;
+    buffer& operator=(const buffer&) = delete;
+    ~buffer() = default;
+
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return !storage_.buffer; }
+    VkBuffer operator*() const noexcept { return *storage_.buffer; }
+    context* owner() const noexcept { return context_; }
+
+    // The byte count must equal size(); a mismatch throws vkfuse::usage_error and leaves the contents untouched.
+    void upload(std::span<const std::byte> bytes);
+    void download(std::span<std::byte> bytes) const;
+
+    template <class T>
+    void upload(std::span<const T> values) {
+        static_assert(std::is_trivially_copyable_v<T>, "buffer::upload needs trivially copyable elements");
+        upload(std::as_bytes(values));
+    }
+    // Vectors, arrays and other contiguous ranges of trivially copyable elements.
+    template <std::ranges::contiguous_range Range>
+        requires std::is_trivially_copyable_v<std::ranges::range_value_t<Range>>
+    void upload(const Range& values) {
+        upload(std::span<const std::ranges::range_value_t<Range>>(std::ranges::data(values), std::ranges::size(values)));
+    }
+
+    // size() must be a multiple of sizeof(T).
+    template <class T>
+    std::vector<T> download() const {
+        static_assert(std::is_trivially_copyable_v<T>, "buffer::download needs trivially copyable elements");
+        if (size_ % sizeof(T) != 0)
+            throw usage_error("vkfuse: download of a buffer of " + std::to_string(size_) +
+                              " bytes into elements of " + std::to_string(sizeof(T)) +
+                              " bytes: the size is not a multiple of the element size.");
+        std::vector<T> values(size_ / sizeof(T));
+        download(std::as_writable_bytes(std::span<T>(values)));
+        return values;
+    }
+
+    // Sets every 32-bit word, e.g. 0x7fc00000 to poison a float buffer with NaN before a kernel writes it.
+    void fill(std::uint32_t word);
+
+private:
+    void require_contents(const char* operation) const;
+
+    context* context_ = nullptr;
+    detail::raw_buffer storage_;
+    std::size_t size_ = 0;
+};
+
+inline buffer::buffer(context& ctx, std::size_t bytes) : context_(&ctx), size_(bytes) {
+    if (bytes == 0) throw usage_error("vkfuse: a buffer of 0 bytes was requested; Vulkan buffers must not be empty.");
+    const std::uint64_t limit = ctx.device().max_storage_buffer_range;
+    if (bytes > limit)
+        throw usage_error("vkfuse: a buffer of " + std::to_string(bytes) + " bytes exceeds " + ctx.device().name +
+                          "'s maxStorageBufferRange of " + std::to_string(limit) +
+                          " bytes, the most one shader binding can address; split the data over several buffers.");
+    // Rounded up to whole words so that fill() (vkCmdFillBuffer writes 4-byte words) covers every byte of size().
+    const VkDeviceSize allocated = (static_cast<VkDeviceSize>(bytes) + 3) & ~VkDeviceSize{3};
+    storage_ = ctx.create_raw_buffer(allocated,
+                                     VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                         VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                     0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, "a storage buffer");
+}
+
+inline buffer::buffer(buffer&& other) noexcept
+    : context_(std::exchange(other.context_, nullptr)), storage_(std::move(other.storage_)),
+      size_(std::exchange(other.size_, 0)) {}
+
+inline buffer& buffer::operator=(buffer&& other) noexcept {
+    if (this != &other) {
+        storage_ = std::move(other.storage_);
+        context_ = std::exchange(other.context_, nullptr);
+        size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+}
+
+inline void buffer::require_contents(const char* operation) const {
+    if (empty())
+        throw usage_error(std::string("vkfuse: ") + operation +
+                          " on an empty vkfuse::vulkan::buffer (default-constructed or moved from).");
+}
+
+inline void buffer::upload(std::span<const std::byte> bytes) {
+    require_contents("upload");
+    if (bytes.size() != size_)
+        throw usage_error("vkfuse: upload of " + std::to_string(bytes.size()) + " bytes into a buffer of " +
+                          std::to_string(size_) + " bytes; the sizes must match.");
+    context_->copy_to_buffer(**this, bytes);
+}
+
+inline void buffer::download(std::span<std::byte> bytes) const {
+    require_contents("download");
+    if (bytes.size() != size_)
+        throw usage_error("vkfuse: download of " + std::to_string(bytes.size()) + " bytes from a buffer of " +
+                          std::to_string(size_) + " bytes; the sizes must match.");
+    context_->copy_from_buffer(**this, bytes);
+}
+
+inline void buffer::fill(std::uint32_t word) {
+    require_contents("fill");
+    context_->fill_buffer(**this, word);
+}
+
+} // namespace vkfuse::vulkan

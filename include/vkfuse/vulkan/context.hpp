@@ -1,0 +1,878 @@
+// vkfuse/vulkan/context.hpp — one Vulkan device ready for compute: instance, chosen physical device, logical device,
+// one compute queue, transfer machinery and the in-memory SPIR-V cache.
+//
+// Every other vkfuse::vulkan object (buffer, kernel, sequence) refers to its context and must be destroyed before it.
+#pragma once
+
+#include "vkfuse/core/error.hpp"
+#include "vkfuse/vulkan/detail/handle.hpp"
+#include "vkfuse/vulkan/detail/loader.hpp"
+#include "vkfuse/vulkan/detail/result.hpp"
+#include "vkfuse/vulkan/shader_compiler.hpp"
+
+#include <vulkan/vulkan.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace vkfuse::vulkan {
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Public description types
+// ---------------------------------------------------------------------------------------------------------------------
+
+struct context_options {
+    // Enables VK_LAYER_KHRONOS_validation (with synchronization validation where the layer offers it) and records
+    // messages of severity warning or error; read them with context::take_validation_messages(). The environment
+    // variable VKFUSE_VALIDATION=1 turns this on regardless and also prints each message to stderr.
+    bool validation = false;
+    // An index ("0") or a case-insensitive part of a device name. Empty: the VKFUSE_DEVICE environment variable, and
+    // if that is empty too, the first discrete GPU, else integrated, else virtual, else CPU device.
+    std::string device;
+};
+
+struct device_info {
+    std::string name, driver_name, driver_info;
+    std::uint32_t vendor_id = 0, device_id = 0, api_version = 0, driver_version = 0;
+    bool discrete = false;
+    std::string type;  // "discrete GPU", "integrated GPU", "virtual GPU", "CPU" or "other"
+    std::uint32_t subgroup_size = 0;
+    bool subgroup_arithmetic = false;  // subgroup arithmetic operations are supported in compute shaders
+    std::uint32_t max_workgroup_invocations = 0, max_shared_memory_bytes = 0, max_storage_buffers_per_stage = 0;
+    std::uint64_t max_storage_buffer_range = 0;
+    std::uint32_t max_push_constant_bytes = 0;
+    double timestamp_period_ns = 0;
+    bool timestamps = false;  // the compute queue supports timestamps
+    std::array<std::uint32_t, 3> max_workgroup_size{};
+    std::array<std::uint32_t, 3> max_workgroup_count{};
+
+    std::string summary() const;
+};
+
+namespace detail {
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------------------------------
+
+inline std::string version_string(std::uint32_t version) {
+    return std::to_string(VK_API_VERSION_MAJOR(version)) + "." + std::to_string(VK_API_VERSION_MINOR(version)) + "." +
+           std::to_string(VK_API_VERSION_PATCH(version));
+}
+
+// Vendors pack driverVersion differently; NVIDIA's scheme is the one common enough to be worth decoding.
+inline std::string driver_version_string(std::uint32_t vendor_id, std::uint32_t version) {
+    if (vendor_id == 0x10de)
+        return std::to_string((version >> 22) & 0x3ffu) + "." + std::to_string((version >> 14) & 0xffu) + "." +
+               std::to_string((version >> 6) & 0xffu);
+    return version_string(version);
+}
+
+inline const char* device_type_name(VkPhysicalDeviceType type) noexcept {
+    switch (type) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
+    default: return "other";
+    }
+}
+
+// Lower is preferred when the user names no device.
+inline int device_type_rank(VkPhysicalDeviceType type) noexcept {
+    switch (type) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 1;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 3;
+    default: return 4;
+    }
+}
+
+inline std::string lowercase(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+inline std::string environment(const char* name) {
+    const char* value = std::getenv(name);
+    return value ? std::string(value) : std::string();
+}
+
+inline bool environment_flag(const char* name) {
+    const std::string value = environment(name);
+    return !value.empty() && value != "0";
+}
+
+inline std::uint32_t min_version(std::uint32_t a, std::uint32_t b) noexcept {
+    const auto major_minor = [](std::uint32_t v) {
+        return VK_MAKE_API_VERSION(0, VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v), 0);
+    };
+    return std::min(major_minor(a), major_minor(b));
+}
+
+// The two-call enumeration idiom, repeated while the driver reports VK_INCOMPLETE because the list grew in between.
+template <class T, class Call>
+std::vector<T> enumerate(Call&& call, std::string_view call_name, std::string_view doing) {
+    std::vector<T> items;
+    VkResult result = VK_INCOMPLETE;
+    while (result == VK_INCOMPLETE) {
+        std::uint32_t count = 0;
+        check(call(&count, static_cast<T*>(nullptr)), call_name, doing);
+        items.resize(count);
+        result = call(&count, items.data());
+        items.resize(count);
+    }
+    check(result, call_name, doing);
+    return items;
+}
+
+inline bool has_extension(const std::vector<VkExtensionProperties>& list, const char* name) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const VkExtensionProperties& e) { return std::strcmp(e.extensionName, name) == 0; });
+}
+
+struct message_log {
+    std::mutex mutex;
+    std::vector<std::string> messages;
+    bool echo_to_stderr = false;
+};
+
+inline VKAPI_ATTR VkBool32 VKAPI_CALL record_debug_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
+                                                           VkDebugUtilsMessageTypeFlagsEXT,
+                                                           const VkDebugUtilsMessengerCallbackDataEXT* data,
+                                                           void* user) {
+    auto* log = static_cast<message_log*>(user);
+    std::string text = (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) ? "error: " : "warning: ";
+    text += (data && data->pMessage) ? data->pMessage : "(no message)";
+    std::lock_guard lock(log->mutex);
+    if (log->echo_to_stderr) std::fprintf(stderr, "vkfuse validation %s\n", text.c_str());
+    log->messages.push_back(std::move(text));
+    return VK_FALSE;  // never abort the call: vkfuse wants to see what happens next, like a release build would
+}
+
+inline VkDebugUtilsMessengerCreateInfoEXT messenger_create_info(message_log* log) noexcept {
+    VkDebugUtilsMessengerCreateInfoEXT info{};
+    info.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT;
+    info.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
+    info.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
+    info.pfnUserCallback = record_debug_message;
+    info.pUserData = log;
+    return info;
+}
+
+// A Vulkan buffer with its own memory; `mapped` is set for host-visible buffers created with mapping requested.
+struct raw_buffer {
+    device_child<VkBuffer> buffer;
+    device_child<VkDeviceMemory> memory;
+    void* mapped = nullptr;
+    VkDeviceSize capacity = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Instance creation, shared by context and context::list_devices
+// ---------------------------------------------------------------------------------------------------------------------
+
+struct instance_bundle {
+    global_functions global;
+    instance_functions fn;
+    unique_root<VkInstance> instance;
+    std::uint32_t api_version = 0;  // what the instance was created with, major.minor only
+};
+
+inline std::string no_driver_advice() {
+    std::string advice =
+        "Install a Vulkan driver: your GPU vendor's driver, or Mesa's CPU driver lavapipe (Debian/Ubuntu: apt install "
+        "mesa-vulkan-drivers). `vulkaninfo --summary` shows what the Vulkan loader sees.";
+    for (const char* variable : {"VK_DRIVER_FILES", "VK_ICD_FILENAMES", "VK_ADD_DRIVER_FILES"}) {
+        const std::string value = environment(variable);
+        if (!value.empty())
+            advice += std::string(" Note: ") + variable + "=\"" + value +
+                      "\" restricts the loader to those driver manifests; unset it or point it at an existing ICD "
+                      "json file.";
+    }
+    advice += " If a device exists but vkfuse is told to skip it, check VKFUSE_DEVICE.";
+    return advice;
+}
+
+inline std::string validation_layer_advice() {
+    return "Install the Khronos validation layer (Debian/Ubuntu: apt install vulkan-validationlayers; elsewhere the "
+           "Vulkan SDK), or run without validation (context_options::validation = false and VKFUSE_VALIDATION unset).";
+}
+
+// Creates an instance with the highest Vulkan version up to 1.3 that the loader offers. With `validation`, the
+// messenger create info is chained into instance creation so that messages from vkCreateInstance and
+// vkDestroyInstance themselves reach `log` too.
+inline instance_bundle create_instance(bool validation, message_log* log) {
+    const loader_library& loader = vulkan_loader();
+    if (!loader.get_instance_proc_addr)
+        throw device_error("vkfuse: the Vulkan loader could not be loaded (" + loader.failure +
+                           "). Install it (Debian/Ubuntu: apt install libvulkan1) together with a driver, e.g. "
+                           "mesa-vulkan-drivers for the CPU driver lavapipe.");
+
+    instance_bundle bundle;
+    bundle.global = load_global_functions(loader.get_instance_proc_addr);
+    if (!bundle.global.vkCreateInstance || !bundle.global.vkEnumerateInstanceExtensionProperties ||
+        !bundle.global.vkEnumerateInstanceLayerProperties)
+        throw device_error("vkfuse: the Vulkan loader is incomplete (vkCreateInstance or the enumeration functions "
+                           "are missing); reinstall libvulkan1.");
+
+    std::uint32_t loader_version = VK_API_VERSION_1_0;
+    if (bundle.global.vkEnumerateInstanceVersion)
+        check(bundle.global.vkEnumerateInstanceVersion(&loader_version), "vkEnumerateInstanceVersion",
+              "asking the loader for its Vulkan version");
+    if (min_version(loader_version, VK_API_VERSION_1_1) < VK_API_VERSION_1_1)
+        throw device_error("vkfuse: the Vulkan loader only offers Vulkan " + version_string(loader_version) +
+                           "; vkfuse needs Vulkan 1.1 or later. Update libvulkan1 (or the Vulkan SDK).");
+    bundle.api_version = min_version(loader_version, VK_API_VERSION_1_3);
+
+    const auto& g = bundle.global;
+    const auto extensions = enumerate<VkExtensionProperties>(
+        [&](std::uint32_t* n, VkExtensionProperties* p) { return g.vkEnumerateInstanceExtensionProperties(nullptr, n, p); },
+        "vkEnumerateInstanceExtensionProperties", "listing instance extensions");
+
+    std::vector<const char*> enabled_extensions, enabled_layers;
+    VkInstanceCreateFlags flags = 0;
+    if (has_extension(extensions, VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+        // Without it the loader hides portability drivers such as MoltenVK.
+        enabled_extensions.push_back(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
+        flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
+    }
+
+    constexpr const char* validation_layer = "VK_LAYER_KHRONOS_validation";
+    VkDebugUtilsMessengerCreateInfoEXT messenger_info{};
+    VkValidationFeaturesEXT features{};
+    const VkValidationFeatureEnableEXT synchronization = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    const void* next = nullptr;
+    if (validation) {
+        const auto layers = enumerate<VkLayerProperties>(
+            [&](std::uint32_t* n, VkLayerProperties* p) { return g.vkEnumerateInstanceLayerProperties(n, p); },
+            "vkEnumerateInstanceLayerProperties", "listing instance layers");
+        const bool present = std::any_of(layers.begin(), layers.end(), [&](const VkLayerProperties& l) {
+            return std::strcmp(l.layerName, validation_layer) == 0;
+        });
+        if (!present)
+            throw device_error(std::string("vkfuse: validation was requested but ") + validation_layer +
+                               " is not installed. " + validation_layer_advice());
+        enabled_layers.push_back(validation_layer);
+
+        const auto layer_extensions = enumerate<VkExtensionProperties>(
+            [&](std::uint32_t* n, VkExtensionProperties* p) {
+                return g.vkEnumerateInstanceExtensionProperties(validation_layer, n, p);
+            },
+            "vkEnumerateInstanceExtensionProperties", "listing the validation layer's extensions");
+        if (!has_extension(extensions, VK_EXT_DEBUG_UTILS_EXTENSION_NAME) &&
+            !has_extension(layer_extensions, VK_EXT_DEBUG_UTILS_EXTENSION_NAME))
+            throw device_error("vkfuse: validation was requested but VK_EXT_debug_utils, needed to collect the "
+                               "messages, is unavailable. " + validation_layer_advice());
+        enabled_extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+
+        messenger_info = messenger_create_info(log);
+        next = &messenger_info;
+
+        // Synchronization validation is what catches a missing barrier between fused kernels, the bug this runtime
+        // is most likely to have.
+        if (has_extension(layer_extensions, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME)) {
+            enabled_extensions.push_back(VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
+            features.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT;
+            features.pNext = next;
+            features.enabledValidationFeatureCount = 1;
+            features.pEnabledValidationFeatures = &synchronization;
+            next = &features;
+        }
+    }
+
+    VkApplicationInfo app{};
+    app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
+    app.pApplicationName = "vkfuse";
+    app.pEngineName = "vkfuse";
+    app.apiVersion = bundle.api_version;
+
+    VkInstanceCreateInfo info{};
+    info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
+    info.pNext = next;
+    info.flags = flags;
+    info.pApplicationInfo = &app;
+    info.enabledLayerCount = static_cast<std::uint32_t>(enabled_layers.size());
+    info.ppEnabledLayerNames = enabled_layers.data();
+    info.enabledExtensionCount = static_cast<std::uint32_t>(enabled_extensions.size());
+    info.ppEnabledExtensionNames = enabled_extensions.data();
+
+    VkInstance instance = VK_NULL_HANDLE;
+    const VkResult result = g.vkCreateInstance(&info, nullptr, &instance);
+    if (result == VK_ERROR_INCOMPATIBLE_DRIVER)
+        throw device_error("vkfuse: no Vulkan driver is installed or usable (vkCreateInstance returned "
+                           "VK_ERROR_INCOMPATIBLE_DRIVER). " + no_driver_advice());
+    if (result == VK_ERROR_LAYER_NOT_PRESENT)
+        throw device_error("vkfuse: vkCreateInstance could not load the validation layer (VK_ERROR_LAYER_NOT_PRESENT). " +
+                           validation_layer_advice());
+    check(result, "vkCreateInstance", "creating the Vulkan instance");
+
+    const char* missing = load_instance_functions(loader.get_instance_proc_addr, instance, bundle.fn);
+    bundle.instance = unique_root<VkInstance>(instance, bundle.fn.vkDestroyInstance);
+    if (missing)
+        throw device_error(std::string("vkfuse: the Vulkan loader does not provide ") + missing +
+                           "; update libvulkan1 (or the Vulkan SDK).");
+    return bundle;
+}
+
+inline std::vector<VkPhysicalDevice> physical_devices(const instance_bundle& bundle) {
+    return enumerate<VkPhysicalDevice>(
+        [&](std::uint32_t* n, VkPhysicalDevice* p) { return bundle.fn.vkEnumeratePhysicalDevices(*bundle.instance, n, p); },
+        "vkEnumeratePhysicalDevices", "listing Vulkan devices");
+}
+
+inline std::vector<std::string> describe_devices(const instance_bundle& bundle,
+                                                 const std::vector<VkPhysicalDevice>& devices) {
+    std::vector<std::string> lines;
+    for (std::size_t i = 0; i < devices.size(); ++i) {
+        VkPhysicalDeviceProperties properties{};
+        bundle.fn.vkGetPhysicalDeviceProperties(devices[i], &properties);
+        lines.push_back(std::to_string(i) + ": " + properties.deviceName + " (" +
+                        device_type_name(properties.deviceType) + ")");
+    }
+    return lines;
+}
+
+inline std::string device_list_text(const std::vector<std::string>& lines) {
+    if (lines.empty()) return "Available devices: none.";
+    std::string text = "Available devices:";
+    for (const std::string& line : lines) text += "\n  " + line;
+    return text;
+}
+
+// The first queue family with compute; among those, one with timestamps, so that sequence timings work.
+inline int compute_queue_family(const instance_functions& fn, VkPhysicalDevice device) {
+    std::uint32_t count = 0;
+    fn.vkGetPhysicalDeviceQueueFamilyProperties(device, &count, nullptr);
+    std::vector<VkQueueFamilyProperties> families(count);
+    fn.vkGetPhysicalDeviceQueueFamilyProperties(device, &count, families.data());
+    int chosen = -1;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        if (!(families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) || families[i].queueCount == 0) continue;
+        if (chosen < 0) chosen = static_cast<int>(i);
+        if (families[i].timestampValidBits > 0 && families[static_cast<std::size_t>(chosen)].timestampValidBits == 0)
+            chosen = static_cast<int>(i);
+    }
+    return chosen;
+}
+
+} // namespace detail
+
+// ---------------------------------------------------------------------------------------------------------------------
+// device_info
+// ---------------------------------------------------------------------------------------------------------------------
+
+inline std::string device_info::summary() const {
+    std::string driver = driver_name.empty() ? detail::driver_version_string(vendor_id, driver_version)
+                                             : driver_name + (driver_info.empty() ? "" : " " + driver_info);
+    return name + " (" + type + ", driver " + driver + ", Vulkan " + detail::version_string(api_version) + ")";
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// context
+// ---------------------------------------------------------------------------------------------------------------------
+
+class context {
+public:
+    explicit context(context_options options = {});
+    ~context();
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+
+    const device_info& device() const noexcept { return info_; }
+    bool validation_enabled() const noexcept { return validation_; }
+    // Validation messages (severity warning or error) recorded since the last call.
+    std::vector<std::string> take_validation_messages();
+    // Every device the loader reports, as "index: name (type)"; empty when there is no loader or driver.
+    static std::vector<std::string> list_devices();
+
+    // GLSL -> SPIR-V through glslang, cached in memory by (preamble, source). The span stays valid as long as the
+    // context. Throws vkfuse::shader_error naming `label` and quoting the offending lines.
+    std::span<const std::uint32_t> spirv(std::string_view glsl, std::string_view preamble = {},
+                                         std::string_view label = {});
+    std::size_t spirv_cache_size() const;
+
+    // ---- Raw access for the rest of the runtime and for users who need plain Vulkan --------------------------------
+    VkInstance vk_instance() const noexcept { return *instance_.instance; }
+    VkPhysicalDevice vk_physical_device() const noexcept { return physical_device_; }
+    VkDevice vk_device() const noexcept { return *device_; }
+    VkQueue vk_queue() const noexcept { return queue_; }
+    std::uint32_t queue_family() const noexcept { return queue_family_; }
+    // The API version in use: the lower of what the instance was created with and what the device supports.
+    std::uint32_t api_version() const noexcept { return api_version_; }
+    std::uint32_t timestamp_valid_bits() const noexcept { return timestamp_valid_bits_; }
+    const detail::device_functions& fn() const noexcept { return fn_; }
+
+    // A buffer with dedicated memory of a type that has all `required` and, where possible, all `preferred` flags.
+    detail::raw_buffer create_raw_buffer(VkDeviceSize bytes, VkBufferUsageFlags usage, VkMemoryPropertyFlags required,
+                                         VkMemoryPropertyFlags preferred, std::string_view purpose);
+
+    // Synchronous transfers through the context's staging buffer. Each waits for all earlier work on the queue that
+    // touches memory, and is visible to everything submitted later.
+    void copy_to_buffer(VkBuffer destination, std::span<const std::byte> source);
+    void copy_from_buffer(VkBuffer source, std::span<std::byte> destination);
+    void fill_buffer(VkBuffer destination, std::uint32_t word);
+
+    // Submits one command buffer to the compute queue and blocks until `fence` signals; the fence is reset first.
+    void submit_and_wait(VkCommandBuffer commands, VkFence fence, std::string_view doing);
+
+private:
+    void select_device(const std::string& requested, bool from_environment,
+                       const std::vector<VkPhysicalDevice>& devices);
+    void read_device_info();
+    void create_device();
+    std::uint32_t memory_type(std::uint32_t allowed_types, VkMemoryPropertyFlags required,
+                              VkMemoryPropertyFlags preferred, std::string_view purpose) const;
+    void ensure_staging(VkDeviceSize bytes);
+    template <class Record>
+    void transfer(Record&& record, std::string_view doing);
+
+    // Declared first so that it outlives the instance: the layer reports during vkDestroyInstance as well.
+    detail::message_log log_;
+    bool validation_ = false;
+    detail::instance_bundle instance_;
+    detail::unique_child<VkInstance, VkDebugUtilsMessengerEXT> messenger_;
+    VkPhysicalDevice physical_device_ = VK_NULL_HANDLE;
+    VkPhysicalDeviceMemoryProperties memory_properties_{};
+    std::uint32_t api_version_ = 0;
+    std::uint32_t queue_family_ = 0;
+    std::uint32_t timestamp_valid_bits_ = 0;
+    bool portability_subset_ = false;
+    device_info info_;
+
+    detail::device_functions fn_;
+    detail::unique_root<VkDevice> device_;
+    VkQueue queue_ = VK_NULL_HANDLE;
+    std::mutex queue_mutex_;  // vkQueueSubmit requires external synchronisation of the queue
+
+    // Transfers share one command buffer, fence and staging buffer; transfer_mutex_ serialises their use.
+    std::mutex transfer_mutex_;
+    detail::device_child<VkCommandPool> transfer_pool_;
+    VkCommandBuffer transfer_commands_ = VK_NULL_HANDLE;
+    detail::device_child<VkFence> transfer_fence_;
+    detail::raw_buffer staging_;
+
+    // Node-based, so spans into the stored vectors survive rehashing. The key holds the full texts, so that a hash
+    // collision can never return another shader's SPIR-V.
+    struct key_hash {
+        std::size_t operator()(const std::string& key) const noexcept {
+            return static_cast<std::size_t>(detail::fnv1a(key));
+        }
+    };
+    mutable std::mutex spirv_mutex_;
+    std::unordered_map<std::string, std::vector<std::uint32_t>, key_hash> spirv_cache_;
+};
+
+// Large transfers go through the staging buffer in pieces of this size, so that staging never doubles the memory
+// footprint of a big buffer.
+inline constexpr VkDeviceSize staging_chunk_bytes = VkDeviceSize{64} << 20;
+
+inline context::context(context_options options) {
+    const bool environment_validation = detail::environment_flag("VKFUSE_VALIDATION");
+    validation_ = options.validation || environment_validation;
+    log_.echo_to_stderr = environment_validation;
+
+    instance_ = detail::create_instance(validation_, &log_);
+    if (validation_) {
+        if (!instance_.fn.vkCreateDebugUtilsMessengerEXT || !instance_.fn.vkDestroyDebugUtilsMessengerEXT)
+            throw device_error("vkfuse: VK_EXT_debug_utils was enabled but its functions are missing. " +
+                               detail::validation_layer_advice());
+        const VkDebugUtilsMessengerCreateInfoEXT info = detail::messenger_create_info(&log_);
+        VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
+        detail::check(instance_.fn.vkCreateDebugUtilsMessengerEXT(vk_instance(), &info, nullptr, &messenger),
+                      "vkCreateDebugUtilsMessengerEXT", "installing the validation message callback");
+        messenger_ = {vk_instance(), messenger, instance_.fn.vkDestroyDebugUtilsMessengerEXT};
+    }
+
+    const std::vector<VkPhysicalDevice> devices = detail::physical_devices(instance_);
+    if (devices.empty())
+        throw device_error("vkfuse: no Vulkan device is available (the loader reports 0 physical devices). " +
+                           detail::no_driver_advice());
+
+    const bool from_environment = options.device.empty();
+    const std::string requested = from_environment ? detail::environment("VKFUSE_DEVICE") : options.device;
+    select_device(requested, from_environment, devices);
+    read_device_info();
+    create_device();
+}
+
+inline context::~context() {
+    // Objects still executing on the queue must not lose their memory under them.
+    if (device_ && fn_.vkDeviceWaitIdle) fn_.vkDeviceWaitIdle(*device_);
+}
+
+inline std::vector<std::string> context::take_validation_messages() {
+    std::lock_guard lock(log_.mutex);
+    return std::exchange(log_.messages, {});
+}
+
+inline std::vector<std::string> context::list_devices() {
+    try {
+        detail::instance_bundle bundle = detail::create_instance(false, nullptr);
+        return detail::describe_devices(bundle, detail::physical_devices(bundle));
+    } catch (const vkfuse::error&) {
+        // Used inside error messages; "no devices" is the useful answer when there is no loader or driver.
+        return {};
+    }
+}
+
+// ---- Device selection -----------------------------------------------------------------------------------------------
+
+inline void context::select_device(const std::string& requested, bool from_environment,
+                                   const std::vector<VkPhysicalDevice>& devices) {
+    const auto& fn = instance_.fn;
+    const auto usable = [&](VkPhysicalDevice device, std::string* why) {
+        VkPhysicalDeviceProperties properties{};
+        fn.vkGetPhysicalDeviceProperties(device, &properties);
+        if (detail::min_version(properties.apiVersion, VK_API_VERSION_1_1) < VK_API_VERSION_1_1) {
+            if (why) *why = "it supports only Vulkan " + detail::version_string(properties.apiVersion) + ", vkfuse needs 1.1";
+            return false;
+        }
+        if (detail::compute_queue_family(fn, device) < 0) {
+            if (why) *why = "it has no compute queue";
+            return false;
+        }
+        return true;
+    };
+    const std::string source =
+        from_environment ? "VKFUSE_DEVICE=\"" + requested + "\"" : "context_options::device = \"" + requested + "\"";
+    const auto list = [&] { return detail::device_list_text(detail::describe_devices(instance_, devices)); };
+    const std::string fix = " Set VKFUSE_DEVICE (or context_options::device) to an index or a case-insensitive part of "
+                            "a name from this list, or leave both empty to choose automatically.";
+
+    std::size_t chosen = devices.size();
+    if (!requested.empty()) {
+        const bool is_index = std::all_of(requested.begin(), requested.end(),
+                                          [](unsigned char c) { return std::isdigit(c) != 0; });
+        if (is_index) {
+            const unsigned long index = std::strtoul(requested.c_str(), nullptr, 10);
+            if (requested.size() < 10 && index < devices.size()) chosen = static_cast<std::size_t>(index);
+        } else {
+            const std::string needle = detail::lowercase(requested);
+            for (std::size_t i = 0; i < devices.size() && chosen == devices.size(); ++i) {
+                VkPhysicalDeviceProperties properties{};
+                fn.vkGetPhysicalDeviceProperties(devices[i], &properties);
+                if (detail::lowercase(properties.deviceName).find(needle) != std::string::npos) chosen = i;
+            }
+        }
+        if (chosen == devices.size())
+            throw device_error("vkfuse: " + source + " matches no Vulkan device. " + list() + fix);
+        std::string why;
+        if (!usable(devices[chosen], &why))
+            throw device_error("vkfuse: " + source + " selects device " + std::to_string(chosen) +
+                               ", which vkfuse cannot use: " + why + ". " + list() + fix);
+    } else {
+        int best_rank = std::numeric_limits<int>::max();
+        for (std::size_t i = 0; i < devices.size(); ++i) {
+            if (!usable(devices[i], nullptr)) continue;
+            VkPhysicalDeviceProperties properties{};
+            fn.vkGetPhysicalDeviceProperties(devices[i], &properties);
+            const int rank = detail::device_type_rank(properties.deviceType);
+            if (rank < best_rank) {
+                best_rank = rank;
+                chosen = i;
+            }
+        }
+        if (chosen == devices.size())
+            throw device_error("vkfuse: no Vulkan device supports Vulkan 1.1 with a compute queue. " + list() + " " +
+                               detail::no_driver_advice());
+    }
+    physical_device_ = devices[chosen];
+}
+
+inline void context::read_device_info() {
+    const auto& fn = instance_.fn;
+    VkPhysicalDeviceProperties base{};
+    fn.vkGetPhysicalDeviceProperties(physical_device_, &base);
+    api_version_ = detail::min_version(instance_.api_version, base.apiVersion);
+
+    VkPhysicalDeviceSubgroupProperties subgroup{};
+    subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+    VkPhysicalDeviceDriverProperties driver{};
+    driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
+    VkPhysicalDeviceProperties2 properties{};
+    properties.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+    properties.pNext = &subgroup;
+    // Chaining a structure of a version the device does not support is invalid usage.
+    if (api_version_ >= VK_API_VERSION_1_2) subgroup.pNext = &driver;
+    fn.vkGetPhysicalDeviceProperties2(physical_device_, &properties);
+
+    const VkPhysicalDeviceLimits& limits = base.limits;
+    info_.name = base.deviceName;
+    if (api_version_ >= VK_API_VERSION_1_2) {
+        info_.driver_name = driver.driverName;
+        info_.driver_info = driver.driverInfo;
+    }
+    info_.vendor_id = base.vendorID;
+    info_.device_id = base.deviceID;
+    info_.api_version = base.apiVersion;
+    info_.driver_version = base.driverVersion;
+    info_.discrete = base.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+    info_.type = detail::device_type_name(base.deviceType);
+    info_.subgroup_size = subgroup.subgroupSize;
+    info_.subgroup_arithmetic = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                                (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    info_.max_workgroup_invocations = limits.maxComputeWorkGroupInvocations;
+    info_.max_shared_memory_bytes = limits.maxComputeSharedMemorySize;
+    info_.max_storage_buffers_per_stage = limits.maxPerStageDescriptorStorageBuffers;
+    info_.max_storage_buffer_range = limits.maxStorageBufferRange;
+    info_.max_push_constant_bytes = limits.maxPushConstantsSize;
+    info_.timestamp_period_ns = limits.timestampPeriod;
+    for (int i = 0; i < 3; ++i) {
+        info_.max_workgroup_size[static_cast<std::size_t>(i)] = limits.maxComputeWorkGroupSize[i];
+        info_.max_workgroup_count[static_cast<std::size_t>(i)] = limits.maxComputeWorkGroupCount[i];
+    }
+
+    queue_family_ = static_cast<std::uint32_t>(detail::compute_queue_family(fn, physical_device_));
+    std::uint32_t count = 0;
+    fn.vkGetPhysicalDeviceQueueFamilyProperties(physical_device_, &count, nullptr);
+    std::vector<VkQueueFamilyProperties> families(count);
+    fn.vkGetPhysicalDeviceQueueFamilyProperties(physical_device_, &count, families.data());
+    timestamp_valid_bits_ = families[queue_family_].timestampValidBits;
+    info_.timestamps = timestamp_valid_bits_ > 0 && limits.timestampPeriod > 0;
+
+    fn.vkGetPhysicalDeviceMemoryProperties(physical_device_, &memory_properties_);
+
+    const auto extensions = detail::enumerate<VkExtensionProperties>(
+        [&](std::uint32_t* n, VkExtensionProperties* p) {
+            return fn.vkEnumerateDeviceExtensionProperties(physical_device_, nullptr, n, p);
+        },
+        "vkEnumerateDeviceExtensionProperties", "listing device extensions");
+    portability_subset_ = detail::has_extension(extensions, "VK_KHR_portability_subset");
+}
+
+inline void context::create_device() {
+    const float priority = 1.0f;
+    VkDeviceQueueCreateInfo queue_info{};
+    queue_info.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO;
+    queue_info.queueFamilyIndex = queue_family_;
+    queue_info.queueCount = 1;
+    queue_info.pQueuePriorities = &priority;
+
+    // The Vulkan spec requires enabling VK_KHR_portability_subset wherever a device offers it.
+    const char* portability = "VK_KHR_portability_subset";
+    VkDeviceCreateInfo info{};
+    info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
+    info.queueCreateInfoCount = 1;
+    info.pQueueCreateInfos = &queue_info;
+    info.enabledExtensionCount = portability_subset_ ? 1u : 0u;
+    info.ppEnabledExtensionNames = portability_subset_ ? &portability : nullptr;
+
+    VkDevice device = VK_NULL_HANDLE;
+    detail::check(instance_.fn.vkCreateDevice(physical_device_, &info, nullptr, &device), "vkCreateDevice",
+                  "creating the logical device on " + info_.name);
+    const char* missing = detail::load_device_functions(instance_.fn.vkGetDeviceProcAddr, device, fn_);
+    if (!fn_.vkDestroyDevice) throw device_error("vkfuse: the driver of " + info_.name + " provides no vkDestroyDevice.");
+    device_ = detail::unique_root<VkDevice>(device, fn_.vkDestroyDevice);
+    if (missing)
+        throw device_error(std::string("vkfuse: the driver of ") + info_.name + " does not provide " + missing +
+                           "; update the driver.");
+    fn_.vkGetDeviceQueue(device, queue_family_, 0, &queue_);
+
+    VkCommandPoolCreateInfo pool_info{};
+    pool_info.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
+    pool_info.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    pool_info.queueFamilyIndex = queue_family_;
+    VkCommandPool pool = VK_NULL_HANDLE;
+    detail::check(fn_.vkCreateCommandPool(device, &pool_info, nullptr, &pool), "vkCreateCommandPool",
+                  "creating the transfer command pool");
+    transfer_pool_ = {device, pool, fn_.vkDestroyCommandPool};
+
+    VkCommandBufferAllocateInfo allocate{};
+    allocate.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+    allocate.commandPool = pool;
+    allocate.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    allocate.commandBufferCount = 1;
+    detail::check(fn_.vkAllocateCommandBuffers(device, &allocate, &transfer_commands_), "vkAllocateCommandBuffers",
+                  "allocating the transfer command buffer");
+
+    VkFenceCreateInfo fence_info{};
+    fence_info.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+    VkFence fence = VK_NULL_HANDLE;
+    detail::check(fn_.vkCreateFence(device, &fence_info, nullptr, &fence), "vkCreateFence",
+                  "creating the transfer fence");
+    transfer_fence_ = {device, fence, fn_.vkDestroyFence};
+}
+
+// ---- SPIR-V cache ---------------------------------------------------------------------------------------------------
+
+inline std::span<const std::uint32_t> context::spirv(std::string_view glsl, std::string_view preamble,
+                                                     std::string_view label) {
+    // The length prefix keeps ("ab", "c") and ("a", "bc") apart.
+    std::string key = std::to_string(preamble.size());
+    key += ':';
+    key += preamble;
+    key += glsl;
+    {
+        std::lock_guard lock(spirv_mutex_);
+        if (auto found = spirv_cache_.find(key); found != spirv_cache_.end()) return found->second;
+    }
+    // Compiled without the lock so that threads compiling different kernels do not wait for each other.
+    std::vector<std::uint32_t> words = compile_glsl(glsl, preamble, label, api_version_);
+    std::lock_guard lock(spirv_mutex_);
+    return spirv_cache_.emplace(std::move(key), std::move(words)).first->second;
+}
+
+inline std::size_t context::spirv_cache_size() const {
+    std::lock_guard lock(spirv_mutex_);
+    return spirv_cache_.size();
+}
+
+// ---- Memory ---------------------------------------------------------------------------------------------------------
+
+inline std::uint32_t context::memory_type(std::uint32_t allowed_types, VkMemoryPropertyFlags required,
+                                          VkMemoryPropertyFlags preferred, std::string_view purpose) const {
+    for (const VkMemoryPropertyFlags wanted : {required | preferred, required}) {
+        for (std::uint32_t i = 0; i < memory_properties_.memoryTypeCount; ++i) {
+            if ((allowed_types & (1u << i)) && (memory_properties_.memoryTypes[i].propertyFlags & wanted) == wanted)
+                return i;
+        }
+    }
+    throw device_error("vkfuse: " + info_.name + " offers no suitable memory type for " + std::string(purpose) +
+                       "; choose another device with VKFUSE_DEVICE.");
+}
+
+inline detail::raw_buffer context::create_raw_buffer(VkDeviceSize bytes, VkBufferUsageFlags usage,
+                                                     VkMemoryPropertyFlags required, VkMemoryPropertyFlags preferred,
+                                                     std::string_view purpose) {
+    const VkDevice device = *device_;
+    const std::string doing = "creating " + std::string(purpose) + " of " + std::to_string(bytes) + " bytes";
+    detail::raw_buffer result;
+    result.capacity = bytes;
+
+    VkBufferCreateInfo info{};
+    info.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
+    info.size = bytes;
+    info.usage = usage;
+    info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    VkBuffer buffer = VK_NULL_HANDLE;
+    detail::check(fn_.vkCreateBuffer(device, &info, nullptr, &buffer), "vkCreateBuffer", doing);
+    result.buffer = {device, buffer, fn_.vkDestroyBuffer};
+
+    VkMemoryRequirements requirements{};
+    fn_.vkGetBufferMemoryRequirements(device, buffer, &requirements);
+    VkMemoryAllocateInfo allocate{};
+    allocate.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
+    allocate.allocationSize = requirements.size;
+    allocate.memoryTypeIndex = memory_type(requirements.memoryTypeBits, required, preferred, purpose);
+    VkDeviceMemory memory = VK_NULL_HANDLE;
+    detail::check(fn_.vkAllocateMemory(device, &allocate, nullptr, &memory), "vkAllocateMemory", doing);
+    result.memory = {device, memory, fn_.vkFreeMemory};
+    detail::check(fn_.vkBindBufferMemory(device, buffer, memory, 0), "vkBindBufferMemory", doing);
+
+    if (required & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
+        detail::check(fn_.vkMapMemory(device, memory, 0, VK_WHOLE_SIZE, 0, &result.mapped), "vkMapMemory", doing);
+    return result;
+}
+
+// ---- Submission and transfers ---------------------------------------------------------------------------------------
+
+inline void context::submit_and_wait(VkCommandBuffer commands, VkFence fence, std::string_view doing) {
+    const VkDevice device = *device_;
+    detail::check(fn_.vkResetFences(device, 1, &fence), "vkResetFences", doing);
+    VkSubmitInfo submit{};
+    submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+    submit.commandBufferCount = 1;
+    submit.pCommandBuffers = &commands;
+    {
+        std::lock_guard lock(queue_mutex_);
+        detail::check(fn_.vkQueueSubmit(queue_, 1, &submit, fence), "vkQueueSubmit", doing);
+    }
+    detail::check(fn_.vkWaitForFences(device, 1, &fence, VK_TRUE, std::numeric_limits<std::uint64_t>::max()),
+                  "vkWaitForFences", doing);
+}
+
+inline void context::ensure_staging(VkDeviceSize bytes) {
+    if (staging_.capacity >= bytes) return;
+    const VkDeviceSize capacity = std::min(staging_chunk_bytes, std::max(bytes, staging_.capacity * 2));
+    staging_ = {};  // release the old one first; peak memory matters more than the brief gap
+    // Host-cached memory makes downloads (CPU reads) fast; coherence spares explicit flushes.
+    staging_ = create_raw_buffer(capacity, VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                 VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                                 VK_MEMORY_PROPERTY_HOST_CACHED_BIT, "the staging buffer");
+}
+
+template <class Record>
+void context::transfer(Record&& record, std::string_view doing) {
+    VkCommandBufferBeginInfo begin{};
+    begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+    begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    detail::check(fn_.vkBeginCommandBuffer(transfer_commands_, &begin), "vkBeginCommandBuffer", doing);
+
+    // Orders the transfer after every earlier shader or transfer access in queue order, including other command
+    // buffers: writes before it become visible to it, and it cannot overwrite what an earlier kernel still reads.
+    VkMemoryBarrier before{};
+    before.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+    before.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    before.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    fn_.vkCmdPipelineBarrier(transfer_commands_,
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, nullptr, 0, nullptr);
+    record(transfer_commands_);
+
+    // Makes transfer writes visible to the host (downloads) and, through the next command buffer's leading barrier,
+    // to later kernels.
+    VkMemoryBarrier after{};
+    after.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+    after.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    after.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    fn_.vkCmdPipelineBarrier(transfer_commands_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
+                             &after, 0, nullptr, 0, nullptr);
+    detail::check(fn_.vkEndCommandBuffer(transfer_commands_), "vkEndCommandBuffer", doing);
+    submit_and_wait(transfer_commands_, *transfer_fence_, doing);
+}
+
+inline void context::copy_to_buffer(VkBuffer destination, std::span<const std::byte> source) {
+    std::lock_guard lock(transfer_mutex_);
+    for (std::size_t offset = 0; offset < source.size();) {
+        const std::size_t bytes = static_cast<std::size_t>(
+            std::min<VkDeviceSize>(source.size() - offset, staging_chunk_bytes));
+        ensure_staging(bytes);
+        std::memcpy(staging_.mapped, source.data() + offset, bytes);
+        const VkBufferCopy region{0, offset, bytes};
+        const VkBuffer staging = *staging_.buffer;
+        transfer([&](VkCommandBuffer cb) { fn_.vkCmdCopyBuffer(cb, staging, destination, 1, &region); },
+                 "uploading " + std::to_string(bytes) + " bytes");
+        offset += bytes;
+    }
+}
+
+inline void context::copy_from_buffer(VkBuffer source, std::span<std::byte> destination) {
+    std::lock_guard lock(transfer_mutex_);
+    for (std::size_t offset = 0; offset < destination.size();) {
+        const std::size_t bytes = static_cast<std::size_t>(
+            std::min<VkDeviceSize>(destination.size() - offset, staging_chunk_bytes));
+        ensure_staging(bytes);
+        const VkBufferCopy region{offset, 0, bytes};
+        const VkBuffer staging = *staging_.buffer;
+        transfer([&](VkCommandBuffer cb) { fn_.vkCmdCopyBuffer(cb, source, staging, 1, &region); },
+                 "downloading " + std::to_string(bytes) + " bytes");
+        std::memcpy(destination.data() + offset, staging_.mapped, bytes);
+        offset += bytes;
+    }
+}
+
+inline void context::fill_buffer(VkBuffer destination, std::uint32_t word) {
+    std::lock_guard lock(transfer_mutex_);
+    transfer([&](VkCommandBuffer cb) { fn_.vkCmdFillBuffer(cb, destination, 0, VK_WHOLE_SIZE, word); },
+             "filling a buffer");
+}
+
+} // namespace vkfuse::vulkan

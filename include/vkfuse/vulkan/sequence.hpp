@@ -1,0 +1,317 @@
+// vkfuse/vulkan/sequence.hpp — a list of kernel dispatches recorded once into a command buffer and run many times.
+#pragma once
+
+#include "vkfuse/core/error.hpp"
+#include "vkfuse/vulkan/buffer.hpp"
+#include "vkfuse/vulkan/context.hpp"
+#include "vkfuse/vulkan/detail/handle.hpp"
+#include "vkfuse/vulkan/detail/result.hpp"
+#include "vkfuse/vulkan/kernel.hpp"
+
+#include <vulkan/vulkan.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace vkfuse::vulkan {
+
+struct dispatch {
+    const kernel* k = nullptr;
+    std::vector<const buffer*> buffers;      // one per binding, in binding order
+    std::array<std::uint32_t, 3> groups{1, 1, 1};
+    std::vector<std::byte> push_constants;   // exactly the kernel's push_constant_bytes
+};
+
+struct timing {
+    double gpu_ns = std::numeric_limits<double>::quiet_NaN();  // NaN where the queue has no timestamps
+    double wall_ns = 0;                                         // host time from submit to the fence signalling
+};
+
+// Packs values back to back, without padding, in the order given: pass 4-byte scalars, or structs laid out like the
+// GLSL push-constant block.
+template <class... T>
+    requires(std::is_trivially_copyable_v<T> && ...)
+std::vector<std::byte> pack_push_constants(const T&... values) {
+    std::vector<std::byte> bytes((sizeof(T) + ... + std::size_t{0}));
+    std::size_t offset = 0;
+    ((std::memcpy(bytes.data() + offset, &values, sizeof(T)), offset += sizeof(T)), ...);
+    return bytes;
+}
+
+// Dispatches run in order; each sees the memory writes of all earlier ones (a compute-to-compute barrier separates
+// consecutive dispatches) and of all earlier uploads and fills. Timestamps bracket the whole list. The kernels and
+// buffers must outlive the sequence, and a sequence must not run on two threads at once.
+class sequence {
+public:
+    sequence() = default;
+    sequence(context& ctx, std::vector<dispatch> dispatches);
+    sequence(sequence&&) noexcept = default;
+    sequence& operator=(sequence&&) noexcept = default;
+    sequence(const sequence&) = delete;
+    sequence& operator=(const sequence&) = delete;
+    ~sequence() = default;
+
+    // Submits the recorded command buffer and waits for it, `repeat` times; returns the fastest gpu_ns and the
+    // fastest wall_ns over the repetitions (each minimum taken separately).
+    timing run(std::uint32_t repeat = 1);
+    // Submits each dispatch as its own command buffer and waits for it before submitting the next, for comparing
+    // per-dispatch submission overhead with run(). gpu_ns spans from the first dispatch's start to the last one's end,
+    // so it includes the idle gaps between submissions.
+    timing run_each_submitted();
+
+    std::size_t dispatch_count() const noexcept { return dispatches_.size(); }
+    bool empty() const noexcept { return !command_pool_; }
+    VkCommandBuffer operator*() const noexcept { return commands_; }
+
+private:
+    void record(VkCommandBuffer commands, std::size_t first, std::size_t last, bool open_timing, bool close_timing);
+    double gpu_time_ns() const;
+    void require_contents(const char* operation) const;
+
+    context* context_ = nullptr;
+    std::vector<dispatch> dispatches_;
+    detail::device_child<VkDescriptorPool> descriptor_pool_;
+    std::vector<VkDescriptorSet> sets_;  // freed with descriptor_pool_
+    detail::device_child<VkQueryPool> queries_;
+    detail::device_child<VkCommandPool> command_pool_;
+    VkCommandBuffer commands_ = VK_NULL_HANDLE;  // freed with command_pool_
+    std::vector<VkCommandBuffer> each_commands_; // recorded on first use of run_each_submitted
+    detail::device_child<VkFence> fence_;
+};
+
+inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches)
+    : context_(&ctx), dispatches_(std::move(dispatches)) {
+    const device_info& info = ctx.device();
+    if (dispatches_.empty()) throw usage_error("vkfuse: a sequence needs at least one dispatch.");
+
+    // ---- Check every dispatch before creating anything ------------------------------------------------------------
+    std::uint32_t descriptor_count = 0;
+    for (std::size_t i = 0; i < dispatches_.size(); ++i) {
+        const dispatch& d = dispatches_[i];
+        const std::string where = "vkfuse: dispatch #" + std::to_string(i);
+        if (!d.k || d.k->empty()) throw usage_error(where + " has no kernel (null or empty vkfuse::vulkan::kernel).");
+        const std::string what = where + " of kernel " + detail::kernel_name(d.k->label());
+        if (d.k->owner() != &ctx) throw usage_error(what + " uses a kernel built for another context.");
+        if (d.buffers.size() != d.k->binding_count())
+            throw usage_error(what + " binds " + std::to_string(d.buffers.size()) + " buffers, but the kernel has " +
+                              std::to_string(d.k->binding_count()) + " bindings; pass one buffer per binding, in "
+                              "binding order.");
+        for (std::size_t b = 0; b < d.buffers.size(); ++b) {
+            if (!d.buffers[b] || d.buffers[b]->empty())
+                throw usage_error(what + " binds a null or empty buffer at binding " + std::to_string(b) + ".");
+            if (d.buffers[b]->owner() != &ctx)
+                throw usage_error(what + " binds a buffer of another context at binding " + std::to_string(b) + ".");
+        }
+        if (d.push_constants.size() != d.k->push_constant_bytes())
+            throw usage_error(what + " passes " + std::to_string(d.push_constants.size()) +
+                              " push-constant bytes, but the kernel declares " +
+                              std::to_string(d.k->push_constant_bytes()) + ".");
+        for (std::size_t axis = 0; axis < 3; ++axis) {
+            if (d.groups[axis] > info.max_workgroup_count[axis])
+                throw usage_error(what + " asks for " + std::to_string(d.groups[axis]) + " workgroups along axis " +
+                                  std::to_string(axis) + "; " + info.name + " allows at most " +
+                                  std::to_string(info.max_workgroup_count[axis]) + " (maxComputeWorkGroupCount).");
+        }
+        descriptor_count += d.k->binding_count();
+    }
+
+    const VkDevice device = ctx.vk_device();
+    const detail::device_functions& fn = ctx.fn();
+    const std::string doing = "building a sequence of " + std::to_string(dispatches_.size()) + " dispatches";
+    const auto count = static_cast<std::uint32_t>(dispatches_.size());
+
+    // ---- Descriptor sets: one per dispatch, written once ----------------------------------------------------------
+    // A pool size with zero descriptors is invalid, so kernels without buffers still reserve one.
+    const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, std::max(descriptor_count, 1u)};
+    VkDescriptorPoolCreateInfo pool_info{};
+    pool_info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
+    pool_info.maxSets = count;
+    pool_info.poolSizeCount = 1;
+    pool_info.pPoolSizes = &pool_size;
+    VkDescriptorPool descriptor_pool = VK_NULL_HANDLE;
+    detail::check(fn.vkCreateDescriptorPool(device, &pool_info, nullptr, &descriptor_pool), "vkCreateDescriptorPool",
+                  doing);
+    descriptor_pool_ = {device, descriptor_pool, fn.vkDestroyDescriptorPool};
+
+    std::vector<VkDescriptorSetLayout> layouts;
+    for (const dispatch& d : dispatches_) layouts.push_back(d.k->set_layout());
+    VkDescriptorSetAllocateInfo set_info{};
+    set_info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
+    set_info.descriptorPool = descriptor_pool;
+    set_info.descriptorSetCount = count;
+    set_info.pSetLayouts = layouts.data();
+    sets_.resize(dispatches_.size());
+    detail::check(fn.vkAllocateDescriptorSets(device, &set_info, sets_.data()), "vkAllocateDescriptorSets", doing);
+
+    std::vector<VkDescriptorBufferInfo> buffer_infos;
+    buffer_infos.reserve(descriptor_count);  // the writes below point into it, so it must not reallocate
+    std::vector<VkWriteDescriptorSet> writes;
+    for (std::size_t i = 0; i < dispatches_.size(); ++i) {
+        for (std::size_t b = 0; b < dispatches_[i].buffers.size(); ++b) {
+            buffer_infos.push_back({**dispatches_[i].buffers[b], 0, VK_WHOLE_SIZE});
+            VkWriteDescriptorSet write{};
+            write.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+            write.dstSet = sets_[i];
+            write.dstBinding = static_cast<std::uint32_t>(b);
+            write.descriptorCount = 1;
+            write.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+            write.pBufferInfo = &buffer_infos.back();
+            writes.push_back(write);
+        }
+    }
+    if (!writes.empty())
+        fn.vkUpdateDescriptorSets(device, static_cast<std::uint32_t>(writes.size()), writes.data(), 0, nullptr);
+
+    // ---- Timestamps, fence, command buffer ------------------------------------------------------------------------
+    if (info.timestamps) {
+        VkQueryPoolCreateInfo query_info{};
+        query_info.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
+        query_info.queryType = VK_QUERY_TYPE_TIMESTAMP;
+        query_info.queryCount = 2;
+        VkQueryPool queries = VK_NULL_HANDLE;
+        detail::check(fn.vkCreateQueryPool(device, &query_info, nullptr, &queries), "vkCreateQueryPool", doing);
+        queries_ = {device, queries, fn.vkDestroyQueryPool};
+    }
+
+    VkFenceCreateInfo fence_info{};
+    fence_info.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+    VkFence fence = VK_NULL_HANDLE;
+    detail::check(fn.vkCreateFence(device, &fence_info, nullptr, &fence), "vkCreateFence", doing);
+    fence_ = {device, fence, fn.vkDestroyFence};
+
+    // A pool of its own: command pools must not be used from two threads at once, and sequences may be built on any.
+    VkCommandPoolCreateInfo command_pool_info{};
+    command_pool_info.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
+    command_pool_info.queueFamilyIndex = ctx.queue_family();
+    VkCommandPool command_pool = VK_NULL_HANDLE;
+    detail::check(fn.vkCreateCommandPool(device, &command_pool_info, nullptr, &command_pool), "vkCreateCommandPool",
+                  doing);
+    command_pool_ = {device, command_pool, fn.vkDestroyCommandPool};
+
+    VkCommandBufferAllocateInfo allocate{};
+    allocate.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+    allocate.commandPool = command_pool;
+    allocate.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    allocate.commandBufferCount = 1;
+    detail::check(fn.vkAllocateCommandBuffers(device, &allocate, &commands_), "vkAllocateCommandBuffers", doing);
+    record(commands_, 0, dispatches_.size(), true, true);
+}
+
+// ---- Recording ------------------------------------------------------------------------------------------------------
+
+inline void sequence::record(VkCommandBuffer commands, std::size_t first, std::size_t last, bool open_timing,
+                             bool close_timing) {
+    const detail::device_functions& fn = context_->fn();
+    const std::string doing = "recording a sequence of " + std::to_string(dispatches_.size()) + " dispatches";
+    VkCommandBufferBeginInfo begin{};
+    begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+    detail::check(fn.vkBeginCommandBuffer(commands, &begin), "vkBeginCommandBuffer", doing);
+
+    if (open_timing && queries_) {
+        fn.vkCmdResetQueryPool(commands, *queries_, 0, 2);
+        fn.vkCmdWriteTimestamp(commands, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, *queries_, 0);
+    }
+
+    // The first barrier orders this command buffer after earlier submissions (uploads, fills, other sequences or, in
+    // run_each_submitted, the previous dispatch); the others order each dispatch after the one before it.
+    VkMemoryBarrier leading{};
+    leading.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+    leading.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    leading.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+    fn.vkCmdPipelineBarrier(commands, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &leading, 0, nullptr, 0, nullptr);
+    VkMemoryBarrier between{};
+    between.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+    between.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    between.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+
+    VkPipeline bound = VK_NULL_HANDLE;
+    for (std::size_t i = first; i < last; ++i) {
+        const dispatch& d = dispatches_[i];
+        if (i != first)
+            fn.vkCmdPipelineBarrier(commands, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                                    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &between, 0, nullptr, 0, nullptr);
+        if (**d.k != bound) {
+            fn.vkCmdBindPipeline(commands, VK_PIPELINE_BIND_POINT_COMPUTE, **d.k);
+            bound = **d.k;
+        }
+        fn.vkCmdBindDescriptorSets(commands, VK_PIPELINE_BIND_POINT_COMPUTE, d.k->pipeline_layout(), 0, 1, &sets_[i],
+                                   0, nullptr);
+        if (!d.push_constants.empty())
+            fn.vkCmdPushConstants(commands, d.k->pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                                  static_cast<std::uint32_t>(d.push_constants.size()), d.push_constants.data());
+        fn.vkCmdDispatch(commands, d.groups[0], d.groups[1], d.groups[2]);
+    }
+
+    if (close_timing && queries_)
+        fn.vkCmdWriteTimestamp(commands, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, *queries_, 1);
+    detail::check(fn.vkEndCommandBuffer(commands), "vkEndCommandBuffer", doing);
+}
+
+// ---- Running --------------------------------------------------------------------------------------------------------
+
+inline void sequence::require_contents(const char* operation) const {
+    if (empty())
+        throw usage_error(std::string("vkfuse: ") + operation +
+                          " on an empty vkfuse::vulkan::sequence (default-constructed or moved from).");
+}
+
+inline double sequence::gpu_time_ns() const {
+    if (!queries_) return std::numeric_limits<double>::quiet_NaN();
+    std::array<std::uint64_t, 2> ticks{};
+    detail::check(context_->fn().vkGetQueryPoolResults(context_->vk_device(), *queries_, 0, 2, sizeof(ticks),
+                                                       ticks.data(), sizeof(std::uint64_t),
+                                                       VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+                  "vkGetQueryPoolResults", "reading a sequence's timestamps");
+    // Only the low timestampValidBits bits count; masking the difference survives one wrap-around of the counter.
+    const std::uint32_t bits = context_->timestamp_valid_bits();
+    const std::uint64_t mask = bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1;
+    return static_cast<double>((ticks[1] - ticks[0]) & mask) * context_->device().timestamp_period_ns;
+}
+
+inline timing sequence::run(std::uint32_t repeat) {
+    require_contents("run");
+    if (repeat == 0) throw usage_error("vkfuse: sequence::run(0); repeat must be at least 1.");
+    constexpr double infinity = std::numeric_limits<double>::infinity();
+    timing best{queries_ ? infinity : std::numeric_limits<double>::quiet_NaN(), infinity};
+    for (std::uint32_t r = 0; r < repeat; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        context_->submit_and_wait(commands_, *fence_, "running a sequence");
+        const auto stop = std::chrono::steady_clock::now();
+        best.wall_ns = std::min(best.wall_ns, std::chrono::duration<double, std::nano>(stop - start).count());
+        if (queries_) best.gpu_ns = std::min(best.gpu_ns, gpu_time_ns());
+    }
+    return best;
+}
+
+inline timing sequence::run_each_submitted() {
+    require_contents("run_each_submitted");
+    if (each_commands_.empty()) {
+        std::vector<VkCommandBuffer> commands(dispatches_.size());
+        VkCommandBufferAllocateInfo allocate{};
+        allocate.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+        allocate.commandPool = *command_pool_;
+        allocate.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+        allocate.commandBufferCount = static_cast<std::uint32_t>(commands.size());
+        detail::check(context_->fn().vkAllocateCommandBuffers(context_->vk_device(), &allocate, commands.data()),
+                      "vkAllocateCommandBuffers", "preparing per-dispatch command buffers");
+        const std::size_t n = commands.size();
+        for (std::size_t i = 0; i < n; ++i) record(commands[i], i, i + 1, i == 0, i + 1 == n);
+        each_commands_ = std::move(commands);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    for (VkCommandBuffer commands : each_commands_)
+        context_->submit_and_wait(commands, *fence_, "running a sequence one dispatch per submission");
+    const auto stop = std::chrono::steady_clock::now();
+    return {gpu_time_ns(), std::chrono::duration<double, std::nano>(stop - start).count()};
+}
+
+} // namespace vkfuse::vulkan
