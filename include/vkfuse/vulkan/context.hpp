@@ -200,13 +200,15 @@ inline std::string no_driver_advice() {
     std::string advice =
         "Install a Vulkan driver: your GPU vendor's driver, or Mesa's CPU driver lavapipe (Debian/Ubuntu: apt install "
         "mesa-vulkan-drivers). `vulkaninfo --summary` shows what the Vulkan loader sees.";
-    for (const char* variable : {"VK_DRIVER_FILES", "VK_ICD_FILENAMES", "VK_ADD_DRIVER_FILES"}) {
+    std::string restricting;
+    for (const char* variable : {"VK_DRIVER_FILES", "VK_ICD_FILENAMES"}) {
         const std::string value = environment(variable);
-        if (!value.empty())
-            advice += std::string(" Note: ") + variable + "=\"" + value +
-                      "\" restricts the loader to those driver manifests; unset it or point it at an existing ICD "
-                      "json file.";
+        if (!value.empty()) restricting += std::string(restricting.empty() ? "" : ", ") + variable + "=\"" + value + "\"";
     }
+    if (!restricting.empty())
+        advice += " Note: " + restricting +
+                  " limits the loader to the listed driver manifests; unset it or point it at an existing ICD json "
+                  "file.";
     advice += " If a device exists but vkfuse is told to skip it, check VKFUSE_DEVICE.";
     return advice;
 }
@@ -455,6 +457,8 @@ private:
     std::uint32_t queue_family_ = 0;
     std::uint32_t timestamp_valid_bits_ = 0;
     bool portability_subset_ = false;
+    bool maintenance4_ = false;
+    std::uint32_t spirv_api_version_ = 0;  // the Vulkan version glslang targets; see read_device_info()
     device_info info_;
 
     detail::device_functions fn_;
@@ -554,7 +558,7 @@ inline void context::select_device(const std::string& requested, bool from_envir
     const std::string source =
         from_environment ? "VKFUSE_DEVICE=\"" + requested + "\"" : "context_options::device = \"" + requested + "\"";
     const auto list = [&] { return detail::device_list_text(detail::describe_devices(instance_, devices)); };
-    const std::string fix = " Set VKFUSE_DEVICE (or context_options::device) to an index or a case-insensitive part of "
+    const std::string fix = "\nSet VKFUSE_DEVICE (or context_options::device) to an index or a case-insensitive part of "
                             "a name from this list, or leave both empty to choose automatically.";
 
     std::size_t chosen = devices.size();
@@ -591,7 +595,7 @@ inline void context::select_device(const std::string& requested, bool from_envir
             }
         }
         if (chosen == devices.size())
-            throw device_error("vkfuse: no Vulkan device supports Vulkan 1.1 with a compute queue. " + list() + " " +
+            throw device_error("vkfuse: no Vulkan device supports Vulkan 1.1 with a compute queue. " + list() + "\n" +
                                detail::no_driver_advice());
     }
     physical_device_ = devices[chosen];
@@ -656,6 +660,20 @@ inline void context::read_device_info() {
         },
         "vkEnumerateDeviceExtensionProperties", "listing device extensions");
     portability_subset_ = detail::has_extension(extensions, "VK_KHR_portability_subset");
+
+    // For Vulkan 1.3 glslang emits SPIR-V 1.6, which expresses local_size_x_id as the LocalSizeId execution mode, and
+    // that needs the maintenance4 feature. It is mandatory in 1.3, but a device that lacks it still gets SPIR-V 1.5.
+    spirv_api_version_ = api_version_;
+    if (api_version_ >= VK_API_VERSION_1_3) {
+        VkPhysicalDeviceVulkan13Features features13{};
+        features13.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES;
+        VkPhysicalDeviceFeatures2 features{};
+        features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+        features.pNext = &features13;
+        fn.vkGetPhysicalDeviceFeatures2(physical_device_, &features);
+        maintenance4_ = features13.maintenance4 == VK_TRUE;
+        if (!maintenance4_) spirv_api_version_ = VK_API_VERSION_1_2;
+    }
 }
 
 inline void context::create_device() {
@@ -668,8 +686,13 @@ inline void context::create_device() {
 
     // The Vulkan spec requires enabling VK_KHR_portability_subset wherever a device offers it.
     const char* portability = "VK_KHR_portability_subset";
+    VkPhysicalDeviceVulkan13Features features13{};
+    features13.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES;
+    features13.maintenance4 = VK_TRUE;
+
     VkDeviceCreateInfo info{};
     info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
+    info.pNext = maintenance4_ ? &features13 : nullptr;
     info.queueCreateInfoCount = 1;
     info.pQueueCreateInfos = &queue_info;
     info.enabledExtensionCount = portability_subset_ ? 1u : 0u;
@@ -725,7 +748,7 @@ inline std::span<const std::uint32_t> context::spirv(std::string_view glsl, std:
         if (auto found = spirv_cache_.find(key); found != spirv_cache_.end()) return found->second;
     }
     // Compiled without the lock so that threads compiling different kernels do not wait for each other.
-    std::vector<std::uint32_t> words = compile_glsl(glsl, preamble, label, api_version_);
+    std::vector<std::uint32_t> words = compile_glsl(glsl, preamble, label, spirv_api_version_);
     std::lock_guard lock(spirv_mutex_);
     return spirv_cache_.emplace(std::move(key), std::move(words)).first->second;
 }

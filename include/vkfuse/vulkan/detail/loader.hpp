@@ -84,6 +84,7 @@ inline const loader_library& vulkan_loader() {
     X(vkEnumeratePhysicalDevices)                                                                                      \
     X(vkGetPhysicalDeviceProperties)                                                                                   \
     X(vkGetPhysicalDeviceProperties2)                                                                                  \
+    X(vkGetPhysicalDeviceFeatures2)                                                                                    \
     X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                        \
     X(vkGetPhysicalDeviceMemoryProperties)                                                                             \
     X(vkEnumerateDeviceExtensionProperties)                                                                            \
