@@ -3,4 +3,4 @@
 using namespace vkfuse;
 constexpr input_of<"x", f16, 8> x;
 constexpr output<"y", 8> y;
-constexpr auto program = (y = x + x);  // f16 + f16 forms fine; storing it needs f16 code generation
+constexpr auto layer = (y = x + x);  // f16 + f16 forms fine; storing it needs f16 code generation
