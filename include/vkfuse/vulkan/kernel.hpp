@@ -11,6 +11,7 @@
 #include "vkfuse/vulkan/context.hpp"
 #include "vkfuse/vulkan/detail/handle.hpp"
 #include "vkfuse/vulkan/detail/result.hpp"
+#include "vkfuse/vulkan/shader_compiler.hpp"
 
 #include <vulkan/vulkan.h>
 

@@ -7,6 +7,7 @@
 #include "vkfuse/vulkan/detail/handle.hpp"
 #include "vkfuse/vulkan/detail/result.hpp"
 #include "vkfuse/vulkan/kernel.hpp"
+#include "vkfuse/vulkan/shader_compiler.hpp"
 
 #include <vulkan/vulkan.h>
 
