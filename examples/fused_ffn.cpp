@@ -1,7 +1,7 @@
 // examples/fused_ffn.cpp — the demo: build the fused feed-forward block, run it on the best Vulkan device, check it
 // against Eigen, and time it.
 //
-//     fused_ffn [--runs N]          (VKFUSE_DEVICE=<index or name part> picks another device)
+//     fused_ffn [--runs N] [--lanes L] [--matvec-threads T]   (VKFUSE_DEVICE=<index or name part> picks the device)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -14,18 +14,24 @@
 int main(int argc, char** argv) try {
     namespace ex = examples::fused_ffn;
     int runs = 50;
-    for (int i = 1; i + 1 < argc; ++i)
+    vkfuse::program_options options;
+    for (int i = 1; i + 1 < argc; ++i) {
         if (std::strcmp(argv[i], "--runs") == 0) runs = std::max(1, std::atoi(argv[i + 1]));
+        if (std::strcmp(argv[i], "--lanes") == 0) options.lanes = static_cast<unsigned>(std::atoi(argv[i + 1]));
+        if (std::strcmp(argv[i], "--matvec-threads") == 0)
+            options.matvec_threads = static_cast<unsigned>(std::atoi(argv[i + 1]));
+    }
 
     vkfuse::context ctx;
     std::printf("device:      %s\n", ctx.device().summary().c_str());
     std::printf("layer:       y = x + W_down (silu(W_gate n) * (W_up n)), n = RMSNorm(x); D=%zu, F=%zu\n",
                 ex::hidden, ex::intermediate);
 
-    vkfuse::program prog(ctx, ex::layer);
-    std::printf("dispatches:  %d (workgroup %u, %u lanes per row%s)\n", prog.dispatch_count,
-                prog.launch().workgroup_size, prog.launch().lanes,
-                prog.launch().subgroup_arithmetic ? ", subgroup arithmetic" : "");
+    vkfuse::program prog(ctx, ex::layer, options);
+    std::printf("dispatches:  %d (workgroup %u%s; invocations per row:", prog.dispatch_count,
+                prog.launch().workgroup_size, prog.launch().subgroup_arithmetic ? ", subgroup arithmetic" : "");
+    for (int k = 0; k < prog.dispatch_count; ++k) std::printf(" %u", prog.lanes(k));
+    std::printf(")\n");
 
     // Correctness first: random inputs, poisoned output, Eigen in double precision.
     const vkfuse::verify_report check = vkfuse::verify(prog, ex::layer);

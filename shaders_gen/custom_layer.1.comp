@@ -7,9 +7,13 @@
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
 
+layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0v4 { vec4 p_x_v4[]; };
 layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0 { float p_x[]; };  // input x: f32[768]
+layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1v4 { vec4 p_w_fc_v4[]; };
 layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1 { float p_w_fc[]; };  // weight w_fc: f32[3072, 768]
+layout(set = 0, binding = 2, std430) readonly restrict buffer Binding2v4 { vec4 p_ln_gamma_v4[]; };
 layout(set = 0, binding = 2, std430) readonly restrict buffer Binding2 { float p_ln_gamma[]; };  // weight ln_gamma: f32[768]
+layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3v4 { vec4 p_ln_beta_v4[]; };
 layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3 { float p_ln_beta[]; };  // weight ln_beta: f32[768]
 layout(set = 0, binding = 4, std430) readonly restrict buffer Binding4 { float p_b_fc[]; };  // weight b_fc: f32[3072]
 layout(set = 0, binding = 5, std430) writeonly restrict buffer Binding5 { float t18[]; };  // temporary: f32[3072]
@@ -18,9 +22,13 @@ shared float vkf_scratch[gl_WorkGroupSize.x];
 
 // Clamped: tanh(15) is 1 in f32, and some drivers evaluate tanh through exp, which overflows.
 float vkf_tanh(float x) { return tanh(clamp(x, -15.0, 15.0)); }
+vec4 vkf_tanh(vec4 x) { return tanh(clamp(x, -15.0, 15.0)); }
 
 // GELU, tanh form; 0.7978846 is sqrt(2/pi).
 float vkf_gelu(float x) {
+    return 0.5 * x * (1.0 + vkf_tanh(0.7978846 * (x + 0.044715 * x * x * x)));
+}
+vec4 vkf_gelu(vec4 x) {
     return 0.5 * x * (1.0 + vkf_tanh(0.7978846 * (x + 0.044715 * x * x * x)));
 }
 
@@ -50,6 +58,17 @@ float vkf_workgroup_sum(float v) {
 float vkf_row_sum(float v) {
 #ifdef VKFUSE_SUBGROUP_ARITHMETIC
     if (gl_SubgroupSize == LANES) return subgroupAdd(v);
+    if (gl_SubgroupSize < LANES) {  // a row spans several subgroups: add each, then their sums
+        v = subgroupAdd(v);
+        if (subgroupElect()) vkf_scratch[gl_SubgroupID] = v;
+        barrier();
+        const uint per_row = LANES / gl_SubgroupSize;
+        const uint first = gl_LocalInvocationID.x / LANES * per_row;
+        float total = vkf_scratch[first];
+        for (uint s = 1u; s < per_row; ++s) total += vkf_scratch[first + s];
+        barrier();
+        return total;
+    }
 #endif
     const uint t = gl_LocalInvocationID.x;
     const uint lane = t % LANES;
@@ -91,15 +110,15 @@ void main() {
     const uint row = gl_WorkGroupID.x * (gl_WorkGroupSize.x / LANES) + gl_LocalInvocationID.x / LANES;
     float acc15 = 0.0;
     if (row < 3072u) {
-        for (uint i = lane; i < 768u; i += LANES) {
-            float v0 = p_x[i];
-            float v4 = v0 - v3;
-            float v10 = v4 * v9;
-            float v11 = p_ln_gamma[i];
-            float v12 = v10 * v11;
-            float v13 = p_ln_beta[i];
-            float v14 = v12 + v13;
-            acc15 += p_w_fc[row * 768u + i] * v14;
+        for (uint i = lane; i < 192u; i += LANES) {  // i counts vec4s
+            vec4 v0 = p_x_v4[i];
+            vec4 v4 = v0 - v3;
+            vec4 v10 = v4 * v9;
+            vec4 v11 = p_ln_gamma_v4[i];
+            vec4 v12 = v10 * v11;
+            vec4 v13 = p_ln_beta_v4[i];
+            vec4 v14 = v12 + v13;
+            acc15 += dot(p_w_fc_v4[row * 192u + i], v14);
         }
     }
     const float v15 = vkf_row_sum(acc15);

@@ -8,8 +8,10 @@ layout(local_size_x_id = 0) in;                // workgroup size: a power of two
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
 
 layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0 { float p_x[]; };  // input x: f32[768]
+layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1v4 { vec4 p_w_proj_v4[]; };
 layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1 { float p_w_proj[]; };  // weight w_proj: f32[768, 3072]
 layout(set = 0, binding = 2, std430) readonly restrict buffer Binding2 { float p_b_proj[]; };  // weight b_proj: f32[768]
+layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3v4 { vec4 t18_v4[]; };
 layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3 { float t18[]; };  // temporary: f32[3072]
 layout(set = 0, binding = 4, std430) writeonly restrict buffer Binding4 { float p_y[]; };  // output y: f32[768]
 
@@ -19,6 +21,17 @@ shared float vkf_scratch[gl_WorkGroupSize.x];
 float vkf_row_sum(float v) {
 #ifdef VKFUSE_SUBGROUP_ARITHMETIC
     if (gl_SubgroupSize == LANES) return subgroupAdd(v);
+    if (gl_SubgroupSize < LANES) {  // a row spans several subgroups: add each, then their sums
+        v = subgroupAdd(v);
+        if (subgroupElect()) vkf_scratch[gl_SubgroupID] = v;
+        barrier();
+        const uint per_row = LANES / gl_SubgroupSize;
+        const uint first = gl_LocalInvocationID.x / LANES * per_row;
+        float total = vkf_scratch[first];
+        for (uint s = 1u; s < per_row; ++s) total += vkf_scratch[first + s];
+        barrier();
+        return total;
+    }
 #endif
     const uint t = gl_LocalInvocationID.x;
     const uint lane = t % LANES;
@@ -38,9 +51,9 @@ void main() {
     const uint row = gl_WorkGroupID.x * (gl_WorkGroupSize.x / LANES) + gl_LocalInvocationID.x / LANES;
     float acc19 = 0.0;
     if (row < 768u) {
-        for (uint i = lane; i < 3072u; i += LANES) {
-            float v18 = t18[i];
-            acc19 += p_w_proj[row * 3072u + i] * v18;
+        for (uint i = lane; i < 768u; i += LANES) {  // i counts vec4s
+            vec4 v18 = t18_v4[i];
+            acc19 += dot(p_w_proj_v4[row * 768u + i], v18);
         }
     }
     const float v19 = vkf_row_sum(acc19);

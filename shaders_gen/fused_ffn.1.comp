@@ -7,15 +7,20 @@
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
 
+layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0v4 { vec4 p_x_v4[]; };
 layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0 { float p_x[]; };  // input x: f32[896]
+layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1v4 { vec4 p_w_gate_v4[]; };
 layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1 { float p_w_gate[]; };  // weight w_gate: f32[4864, 896]
+layout(set = 0, binding = 2, std430) readonly restrict buffer Binding2v4 { vec4 p_norm_v4[]; };
 layout(set = 0, binding = 2, std430) readonly restrict buffer Binding2 { float p_norm[]; };  // weight norm: f32[896]
+layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3v4 { vec4 p_w_up_v4[]; };
 layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3 { float p_w_up[]; };  // weight w_up: f32[4864, 896]
 layout(set = 0, binding = 4, std430) writeonly restrict buffer Binding4 { float t15[]; };  // temporary: f32[4864]
 
 shared float vkf_scratch[gl_WorkGroupSize.x];
 
 float vkf_silu(float x) { return x / (1.0 + exp(-x)); }
+vec4 vkf_silu(vec4 x) { return x / (1.0 + exp(-x)); }
 
 // The sum of v over the workgroup, returned to every invocation. Call from uniform control flow.
 float vkf_workgroup_sum(float v) {
@@ -43,6 +48,17 @@ float vkf_workgroup_sum(float v) {
 float vkf_row_sum(float v) {
 #ifdef VKFUSE_SUBGROUP_ARITHMETIC
     if (gl_SubgroupSize == LANES) return subgroupAdd(v);
+    if (gl_SubgroupSize < LANES) {  // a row spans several subgroups: add each, then their sums
+        v = subgroupAdd(v);
+        if (subgroupElect()) vkf_scratch[gl_SubgroupID] = v;
+        barrier();
+        const uint per_row = LANES / gl_SubgroupSize;
+        const uint first = gl_LocalInvocationID.x / LANES * per_row;
+        float total = vkf_scratch[first];
+        for (uint s = 1u; s < per_row; ++s) total += vkf_scratch[first + s];
+        barrier();
+        return total;
+    }
 #endif
     const uint t = gl_LocalInvocationID.x;
     const uint lane = t % LANES;
@@ -75,13 +91,13 @@ void main() {
     float acc11 = 0.0;
     float acc14 = 0.0;
     if (row < 4864u) {
-        for (uint i = lane; i < 896u; i += LANES) {
-            float v0 = p_x[i];
-            float v8 = v0 * v7;
-            float v9 = p_norm[i];
-            float v10 = v8 * v9;
-            acc11 += p_w_gate[row * 896u + i] * v10;
-            acc14 += p_w_up[row * 896u + i] * v10;
+        for (uint i = lane; i < 224u; i += LANES) {  // i counts vec4s
+            vec4 v0 = p_x_v4[i];
+            vec4 v8 = v0 * v7;
+            vec4 v9 = p_norm_v4[i];
+            vec4 v10 = v8 * v9;
+            acc11 += dot(p_w_gate_v4[row * 224u + i], v10);
+            acc14 += dot(p_w_up_v4[row * 224u + i], v10);
         }
     }
     const float v11 = vkf_row_sum(acc11);

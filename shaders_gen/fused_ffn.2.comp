@@ -8,7 +8,9 @@ layout(local_size_x_id = 0) in;                // workgroup size: a power of two
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
 
 layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0 { float p_x[]; };  // input x: f32[896]
+layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1v4 { vec4 p_w_down_v4[]; };
 layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1 { float p_w_down[]; };  // weight w_down: f32[896, 4864]
+layout(set = 0, binding = 2, std430) readonly restrict buffer Binding2v4 { vec4 t15_v4[]; };
 layout(set = 0, binding = 2, std430) readonly restrict buffer Binding2 { float t15[]; };  // temporary: f32[4864]
 layout(set = 0, binding = 3, std430) writeonly restrict buffer Binding3 { float p_y[]; };  // output y: f32[896]
 
@@ -18,6 +20,17 @@ shared float vkf_scratch[gl_WorkGroupSize.x];
 float vkf_row_sum(float v) {
 #ifdef VKFUSE_SUBGROUP_ARITHMETIC
     if (gl_SubgroupSize == LANES) return subgroupAdd(v);
+    if (gl_SubgroupSize < LANES) {  // a row spans several subgroups: add each, then their sums
+        v = subgroupAdd(v);
+        if (subgroupElect()) vkf_scratch[gl_SubgroupID] = v;
+        barrier();
+        const uint per_row = LANES / gl_SubgroupSize;
+        const uint first = gl_LocalInvocationID.x / LANES * per_row;
+        float total = vkf_scratch[first];
+        for (uint s = 1u; s < per_row; ++s) total += vkf_scratch[first + s];
+        barrier();
+        return total;
+    }
 #endif
     const uint t = gl_LocalInvocationID.x;
     const uint lane = t % LANES;
@@ -37,9 +50,9 @@ void main() {
     const uint row = gl_WorkGroupID.x * (gl_WorkGroupSize.x / LANES) + gl_LocalInvocationID.x / LANES;
     float acc16 = 0.0;
     if (row < 896u) {
-        for (uint i = lane; i < 4864u; i += LANES) {
-            float v15 = t15[i];
-            acc16 += p_w_down[row * 4864u + i] * v15;
+        for (uint i = lane; i < 1216u; i += LANES) {  // i counts vec4s
+            vec4 v15 = t15_v4[i];
+            acc16 += dot(p_w_down_v4[row * 1216u + i], v15);
         }
     }
     const float v16 = vkf_row_sum(acc16);

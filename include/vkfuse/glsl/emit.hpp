@@ -129,14 +129,16 @@ constexpr void unary_call(T& t, op o) {
     }
 }
 
+// `float vN = ...;` — or, with width 4, `vec4 vN = ...;` computing elements 4i..4i+3 at once: vector reads go
+// through the buffer's vec4 view, and scalars broadcast, which GLSL's operators and built-ins do by themselves.
 template <class T, std::size_t Cap>
-constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int indent) {
+constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int indent, int width = 1) {
     const auto& p = kv.p;
     const node& x = kv[n];
-    t.repeat("    ", indent) << "float v" << n << " = ";
+    t.repeat("    ", indent) << (width == 4 && x.rank != 0 ? "vec4 v" : "float v") << n << " = ";
     if (kv.reads_memory(n)) {
         buffer_name(t, p, p.buffer_of_node[n]);
-        t << (x.rank == 0 ? "[0]" : "[i]");
+        t << (x.rank == 0 ? "[0]" : width == 4 ? "_v4[i]" : "[i]");
     } else if (x.kind == node_kind::leaf) {  // a param
         t << "params.p_" << x.name.view();
     } else if (x.kind == node_kind::unary) {
@@ -146,10 +148,12 @@ constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int inden
         t << ')';
     } else if (x.kind == node_kind::binary) {
         if (x.operation == op::max || x.operation == op::min) {
+            // GLSL has max(vec4, float) but not max(float, vec4): put a scalar second (both are commutative).
+            const bool swap = kv[x.a].rank == 0 && kv[x.b].rank != 0;
             t << (x.operation == op::max ? "max(" : "min(");
-            ref(t, p, x.a);
+            ref(t, p, swap ? x.b : x.a);
             t << ", ";
-            ref(t, p, x.b);
+            ref(t, p, swap ? x.a : x.b);
             t << ')';
         } else {
             ref(t, p, x.a);
@@ -161,9 +165,41 @@ constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int inden
 }
 
 template <class T, std::size_t Cap>
-constexpr void emit_block(T& t, const kernel_view<Cap>& kv, const bool (&need)[Cap], int indent) {
+constexpr void emit_block(T& t, const kernel_view<Cap>& kv, const bool (&need)[Cap], int indent, int width = 1) {
     for (int n = 0; n < kv.size(); ++n)
-        if (need[n]) emit_statement(t, kv, n, indent);
+        if (need[n]) emit_statement(t, kv, n, indent, width);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Matvec loops: one per distinct input length. A length divisible by 4 streams its matrices as vec4 (16-byte
+// loads, the width memory systems move best) and evaluates its prologue 4 elements at a time.
+// ---------------------------------------------------------------------------------------------------------------
+
+template <std::size_t Cap>
+constexpr bool is_kernel_matvec(const kernel_view<Cap>& kv, int n) {
+    return kv.nodes[n] && kv[n].kind == node_kind::matvec && !kv.reads_memory(n);
+}
+
+constexpr bool vectorized(std::uint32_t cols) { return cols % 4 == 0; }
+
+// The nodes the loop over inputs of length `cols` evaluates.
+template <std::size_t Cap>
+constexpr void collect_loop(const kernel_view<Cap>& kv, std::uint32_t cols, bool (&need)[Cap]) {
+    for (int n = 0; n < kv.size(); ++n)
+        if (is_kernel_matvec(kv, n) && kv[kv[n].b].rows == cols) collect(kv, kv[n].b, need);
+}
+
+// Buffers some vectorized loop reads through a vec4 view.
+template <std::size_t Cap>
+constexpr void vec4_buffers(const kernel_view<Cap>& kv, bool (&out)[Cap + 1]) {
+    for (int m = 0; m < kv.size(); ++m) {
+        if (!is_kernel_matvec(kv, m) || !vectorized(kv[kv[m].b].rows)) continue;
+        out[kv.p.buffer_of_node[kv[m].a]] = true;
+        bool need[Cap] = {};
+        collect_loop(kv, kv[kv[m].b].rows, need);
+        for (int n = 0; n < kv.size(); ++n)
+            if (need[n] && kv.reads_memory(n)) out[kv.p.buffer_of_node[n]] = true;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -186,10 +222,18 @@ constexpr void emit_header(T& t, const kernel_view<Cap>& kv, int index) {
 template <class T, std::size_t Cap>
 constexpr void emit_bindings(T& t, const kernel_view<Cap>& kv) {
     const auto& p = kv.p;
+    bool as_vec4[Cap + 1] = {};
+    vec4_buffers(kv, as_vec4);
     for (int i = 0; i < kv.k.binding_count(); ++i) {
         const int b = kv.k.binding(i);
         const plan::buffer_slot& s = p.buffers[b];
         const bool written = i == kv.k.read_count;
+        if (as_vec4[b]) {  // a second view of the same binding, for 16-byte loads
+            t << "layout(set = 0, binding = " << i << ", std430) readonly restrict buffer Binding" << i
+              << "v4 { vec4 ";
+            buffer_name(t, p, b);
+            t << "_v4[]; };\n";
+        }
         t << "layout(set = 0, binding = " << i << ", std430) " << (written ? "writeonly" : "readonly")
           << " restrict buffer Binding" << i << " { float ";
         buffer_name(t, p, b);
@@ -262,15 +306,31 @@ constexpr void emit_helpers(T& t, const kernel_view<Cap>& kv) {
     const std::uint32_t h = kv.helpers();
     if (h & (helper_workgroup_sum | helper_workgroup_max | helper_row_sum))
         t << "shared float vkf_scratch[gl_WorkGroupSize.x];\n\n";
-    if (h & helper_tanh)
-        t << "// Clamped: tanh(15) is 1 in f32, and some drivers evaluate tanh through exp, which overflows.\n"
-             "float vkf_tanh(float x) { return tanh(clamp(x, -15.0, 15.0)); }\n\n";
-    if (h & helper_sigmoid) t << "float vkf_sigmoid(float x) { return 1.0 / (1.0 + exp(-x)); }\n\n";
-    if (h & helper_silu) t << "float vkf_silu(float x) { return x / (1.0 + exp(-x)); }\n\n";
-    if (h & helper_gelu)
-        t << "// GELU, tanh form; " << float_literal{0.7978845608028654f} << " is sqrt(2/pi).\n"
-          << "float vkf_gelu(float x) {\n    return 0.5 * x * (1.0 + vkf_tanh("
-          << float_literal{0.7978845608028654f} << " * (x + " << float_literal{0.044715f} << " * x * x * x)));\n}\n\n";
+    // Each math helper comes as float and vec4 overloads: the vectorized matvec loops call the second.
+    if (h & helper_tanh) {
+        t << "// Clamped: tanh(15) is 1 in f32, and some drivers evaluate tanh through exp, which overflows.\n";
+        for (std::string_view type : {"float", "vec4"})
+            t << type << " vkf_tanh(" << type << " x) { return tanh(clamp(x, -15.0, 15.0)); }\n";
+        t << '\n';
+    }
+    if (h & helper_sigmoid) {
+        for (std::string_view type : {"float", "vec4"})
+            t << type << " vkf_sigmoid(" << type << " x) { return 1.0 / (1.0 + exp(-x)); }\n";
+        t << '\n';
+    }
+    if (h & helper_silu) {
+        for (std::string_view type : {"float", "vec4"})
+            t << type << " vkf_silu(" << type << " x) { return x / (1.0 + exp(-x)); }\n";
+        t << '\n';
+    }
+    if (h & helper_gelu) {
+        t << "// GELU, tanh form; " << float_literal{0.7978845608028654f} << " is sqrt(2/pi).\n";
+        for (std::string_view type : {"float", "vec4"})
+            t << type << " vkf_gelu(" << type << " x) {\n    return 0.5 * x * (1.0 + vkf_tanh("
+              << float_literal{0.7978845608028654f} << " * (x + " << float_literal{0.044715f}
+              << " * x * x * x)));\n}\n";
+        t << '\n';
+    }
     if (h & helper_workgroup_sum) emit_workgroup_reduce(t, false);
     if (h & helper_workgroup_max) emit_workgroup_reduce(t, true);
     if (h & helper_row_sum)
@@ -278,6 +338,17 @@ constexpr void emit_helpers(T& t, const kernel_view<Cap>& kv) {
              "float vkf_row_sum(float v) {\n"
              "#ifdef VKFUSE_SUBGROUP_ARITHMETIC\n"
              "    if (gl_SubgroupSize == LANES) return subgroupAdd(v);\n"
+             "    if (gl_SubgroupSize < LANES) {  // a row spans several subgroups: add each, then their sums\n"
+             "        v = subgroupAdd(v);\n"
+             "        if (subgroupElect()) vkf_scratch[gl_SubgroupID] = v;\n"
+             "        barrier();\n"
+             "        const uint per_row = LANES / gl_SubgroupSize;\n"
+             "        const uint first = gl_LocalInvocationID.x / LANES * per_row;\n"
+             "        float total = vkf_scratch[first];\n"
+             "        for (uint s = 1u; s < per_row; ++s) total += vkf_scratch[first + s];\n"
+             "        barrier();\n"
+             "        return total;\n"
+             "    }\n"
              "#endif\n"
              "    const uint t = gl_LocalInvocationID.x;\n"
              "    const uint lane = t % LANES;\n"
@@ -349,37 +420,37 @@ constexpr void emit_matvec_main(T& t, const kernel_view<Cap>& kv) {
     const std::uint32_t rows = kv.k.items;
     t << "    const uint lane = gl_LocalInvocationID.x % LANES;\n"
       << "    const uint row = gl_WorkGroupID.x * (gl_WorkGroupSize.x / LANES) + gl_LocalInvocationID.x / LANES;\n";
-    auto is_kernel_matvec = [&](int n) {
-        return kv.nodes[n] && kv[n].kind == node_kind::matvec && !kv.reads_memory(n);
-    };
     for (int m = 0; m < kv.size(); ++m)
-        if (is_kernel_matvec(m)) t << "    float acc" << m << " = 0.0;\n";
+        if (is_kernel_matvec(kv, m)) t << "    float acc" << m << " = 0.0;\n";
     t << "    if (row < " << rows << "u) {\n";
     // One loop per distinct input length; each streams its matrices' rows once, computing the shared input on the
     // fly (the prologue) so no workgroup waits for another.
     bool done[Cap] = {};
     for (int m = 0; m < kv.size(); ++m) {
-        if (!is_kernel_matvec(m) || done[m]) continue;
+        if (!is_kernel_matvec(kv, m) || done[m]) continue;
         const std::uint32_t cols = kv[kv[m].b].rows;
+        const bool v4 = vectorized(cols);
+        const std::uint32_t steps = v4 ? cols / 4 : cols;
         bool need[Cap] = {};
-        for (int n = m; n < kv.size(); ++n)
-            if (is_kernel_matvec(n) && kv[kv[n].b].rows == cols) collect(kv, kv[n].b, need);
-        t << "        for (uint i = lane; i < " << cols << "u; i += LANES) {\n";
-        emit_block(t, kv, need, 3);
+        collect_loop(kv, cols, need);
+        t << "        for (uint i = lane; i < " << steps << "u; i += LANES) {"
+          << (v4 ? "  // i counts vec4s\n" : "\n");
+        emit_block(t, kv, need, 3, v4 ? 4 : 1);
         for (int n = m; n < kv.size(); ++n) {
-            if (!is_kernel_matvec(n) || kv[kv[n].b].rows != cols) continue;
+            if (!is_kernel_matvec(kv, n) || kv[kv[n].b].rows != cols) continue;
             done[n] = true;
             t << "            acc" << n << " += ";
+            if (v4) t << "dot(";
             buffer_name(t, p, p.buffer_of_node[kv[n].a]);
-            t << "[row * " << cols << "u + i] * ";
+            t << (v4 ? "_v4[row * " : "[row * ") << steps << "u + i]" << (v4 ? ", " : " * ");
             ref(t, p, kv[n].b);
-            t << ";\n";
+            t << (v4 ? ");\n" : ";\n");
         }
         t << "        }\n";
     }
     t << "    }\n";
     for (int m = 0; m < kv.size(); ++m)
-        if (is_kernel_matvec(m)) t << "    const float v" << m << " = vkf_row_sum(acc" << m << ");\n";
+        if (is_kernel_matvec(kv, m)) t << "    const float v" << m << " = vkf_row_sum(acc" << m << ");\n";
     t << "    if (lane == 0u && row < " << rows << "u) {\n"
       << "        const uint i = row;\n";
     bool need[Cap] = {};

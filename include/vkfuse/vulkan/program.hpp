@@ -37,15 +37,29 @@ using vulkan::context_options;
 // How a program is laid out on its device. Zeros mean "choose for the device".
 struct program_options {
     std::uint32_t workgroup_size = 0;  // a power of two; default 256, or the device's maximum if smaller
-    std::uint32_t lanes = 0;           // invocations per matvec row; default the subgroup size, else 32
+    std::uint32_t lanes = 0;           // invocations per matvec row, every kernel; default: see matvec_threads
     bool subgroups = true;             // use subgroup arithmetic where the device has it
+    // On a GPU, a matvec kernel gets as many invocations per row (a power of two from the subgroup size up to the
+    // workgroup size) as it takes to have this many in flight: few long rows need several subgroups each to keep
+    // enough loads in flight, many rows need one. A CPU device keeps one subgroup per row.
+    std::uint32_t matvec_threads = 1u << 17;
 };
 
 // The launch geometry chosen for a device.
 struct launch_config {
     std::uint32_t workgroup_size = 256;
-    std::uint32_t lanes = 32;
+    std::uint32_t lanes = 32;  // the smallest invocations-per-row: the subgroup size where subgroups are used
     bool subgroup_arithmetic = false;
+    std::uint32_t matvec_threads = 0;  // 0: every matvec kernel uses `lanes`
+    bool fixed_lanes = false;          // the user chose `lanes`
+
+    // Invocations per row for a matvec kernel of `rows` rows.
+    std::uint32_t lanes_for(std::uint32_t rows) const {
+        std::uint32_t l = lanes;
+        if (fixed_lanes) return l;
+        while (l < workgroup_size && static_cast<std::uint64_t>(rows) * l < matvec_threads) l *= 2;
+        return l;
+    }
 
     std::string_view preamble() const {
         return subgroup_arithmetic ? std::string_view("#define VKFUSE_SUBGROUP_ARITHMETIC 1\n") : std::string_view();
@@ -75,6 +89,8 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
     if (!power_of_two(c.lanes))
         throw usage_error("vkfuse program: lanes " + std::to_string(c.lanes) + " must be a power of two");
     c.subgroup_arithmetic = subgroup_ok;
+    c.fixed_lanes = o.lanes != 0;
+    c.matvec_threads = d.type == "CPU" ? 0 : o.matvec_threads;
     return c;
 }
 
@@ -185,11 +201,13 @@ public:
     const launch_config& launch() const { return launch_; }
     const vulkan::device_info& device() const { return ctx_->device(); }
     static constexpr std::string_view glsl(int kernel) { return info::sources[static_cast<std::size_t>(kernel)]; }
+    // Invocations per row of kernel k (matvec kernels; elementwise kernels ignore it).
+    std::uint32_t lanes(int k) const { return launch_.lanes_for(plan.kernels[k].items); }
     // Workgroups dispatched by kernel k on this device.
     std::uint32_t workgroups(int k) const {
         const auto& kp = plan.kernels[k];
         const std::uint32_t per_group =
-            kp.kind == plan::kernel_kind::matvec ? launch_.workgroup_size / launch_.lanes : launch_.workgroup_size;
+            kp.kind == plan::kernel_kind::matvec ? launch_.workgroup_size / lanes(k) : launch_.workgroup_size;
         return (kp.items + per_group - 1) / per_group;
     }
 
@@ -240,7 +258,7 @@ private:
             spec.binding_count = static_cast<std::uint32_t>(plan.kernels[k].binding_count());
             spec.push_constant_bytes = plan.push_constant_bytes();
             spec.workgroup_size = launch_.workgroup_size;
-            spec.lanes = launch_.lanes;
+            spec.lanes = lanes(k);
             spec.preamble = launch_.preamble();
             kernels_.emplace_back(*ctx_, spec);
         }
