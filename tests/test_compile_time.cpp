@@ -56,7 +56,7 @@ static_assert(glsl::kernel_count<ex::layer_type> == 2);
 
 TEST_CASE("one expression type always yields the same text") {
     // Built twice, through two routes: the constant and a fresh build.
-    constexpr auto again = build_text<[](auto& t) { glsl::emit_kernel(t, glsl::compiled<ex::layer_type>::plan, 0); }>();
+    constexpr auto again = build_text<[](auto& t) { glsl::emit_shader(t, glsl::compiled<ex::layer_type>::plan, 0); }>();
     CHECK(again.view() == demo_kernel_0);
 }
 

@@ -1,4 +1,4 @@
-// expect: vkfuse output \(y = e\): outputs are f32 and the expression is not \(f16 storage is designed
+// expect: vkfuse output \(y = e\): the output.s dtype differs from the expression.s
 #include <vkfuse/vkfuse.hpp>
 using namespace vkfuse;
 constexpr input_of<"x", f16, 8> x;

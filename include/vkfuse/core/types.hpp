@@ -12,7 +12,7 @@ namespace vkfuse {
 // Element types. Computation is always f32; a dtype says how values are *stored* in buffers.
 // ---------------------------------------------------------------------------------------------------------------
 
-enum class dtype_code : std::uint8_t { f32, f16 };
+enum class dtype_code : std::uint8_t { f32, f16, u32 };
 
 // 32-bit IEEE float storage.
 struct f32 {
@@ -29,8 +29,17 @@ struct f16 {
     static constexpr std::size_t bytes = 2;
 };
 
+// 32-bit unsigned integers: token ids and positions (runtime indices), argmax results.
+struct u32 {
+    static constexpr dtype_code code = dtype_code::u32;
+    static constexpr std::string_view name = "u32";
+    static constexpr std::size_t bytes = 4;
+};
+
 constexpr std::size_t dtype_bytes(dtype_code c) { return c == dtype_code::f16 ? 2 : 4; }
-constexpr std::string_view dtype_name(dtype_code c) { return c == dtype_code::f16 ? "f16" : "f32"; }
+constexpr std::string_view dtype_name(dtype_code c) {
+    return c == dtype_code::f16 ? "f16" : c == dtype_code::u32 ? "u32" : "f32";
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Shapes: shape<> is a scalar, shape<N> a vector of N, shape<M, N> a row-major M x N matrix.

@@ -19,18 +19,21 @@ namespace vkfuse {
 // The operations a node can apply. One list for all layers, so evaluators switch over one vocabulary.
 enum class op : std::uint8_t {
     // unary, elementwise
-    neg, exp, log, sqrt, rsqrt, tanh, sigmoid, silu, gelu,
+    neg, exp, log, sqrt, rsqrt, tanh, sigmoid, silu, gelu, gelu_erf,
     // binary, elementwise (a scalar operand broadcasts)
     add, sub, mul, div, max, min,
     // reductions of a vector to a scalar
-    sum, reduce_max, mean,
+    sum, reduce_max, mean, argmax,
 };
 
-constexpr bool is_reduction(op o) { return o == op::sum || o == op::reduce_max || o == op::mean; }
+constexpr bool is_reduction(op o) {
+    return o == op::sum || o == op::reduce_max || o == op::mean || o == op::argmax;
+}
 
 // What a leaf stands for. Inputs change per run, weights are set once, params are runtime scalars (push constants),
-// outputs are written.
-enum class role : std::uint8_t { input, weight, param, output };
+// outputs are written, state persists across runs and is updated in place (a KV cache), tables are constant data
+// the library computes itself (RoPE's cos/sin).
+enum class role : std::uint8_t { input, weight, param, output, state, table };
 
 namespace expr {
 
@@ -104,7 +107,7 @@ struct binary : node_base {
 template <op O, class A>
 struct reduce : node_base {
     static constexpr enum op op = O;
-    using dtype = typename A::dtype;
+    using dtype = std::conditional_t<O == op::argmax, u32, typename A::dtype>;  // argmax is an index
     using shape = scalar_shape;
     [[no_unique_address]] A a;
 };
@@ -118,6 +121,65 @@ struct product : node_base {
     [[no_unique_address]] X x;
 };
 
+// A result given a name: computed where it is needed like any other value, and also written to a buffer of that
+// name, so it can be read back (prog.download("q")) and read by later kernels instead of being recomputed.
+template <fixed_string Name, class A>
+struct named_value : node_base {
+    static constexpr auto name = Name;
+    using dtype = typename A::dtype;
+    using shape = typename A::shape;
+    [[no_unique_address]] A a;
+};
+
+// Rotary position embedding, Hugging Face's rotate-half layout: within each head of HeadDim values, element j and
+// element j + HeadDim/2 are a pair rotated by pos * Theta^(-2j/HeadDim). cos/sin come from a table of MaxPos
+// positions that the library computes in double precision (GPU sin/cos are not accurate enough at large angles).
+template <std::size_t HeadDim, float Theta, std::size_t MaxPos, class X, class Pos>
+struct rotary : node_base {
+    static constexpr std::size_t head_dim = HeadDim;
+    static constexpr float theta = Theta;
+    static constexpr std::size_t max_positions = MaxPos;
+    using dtype = typename X::dtype;
+    using shape = typename X::shape;
+    [[no_unique_address]] X a;
+    [[no_unique_address]] Pos pos;
+};
+
+// The state matrix S[T, W] after writing row `pos` with x[W]: a KV cache append. The write happens in place.
+template <class S, class X, class Pos>
+struct cache_write : node_base {
+    using dtype = typename S::dtype;
+    using shape = typename S::shape;
+    [[no_unique_address]] S state;
+    [[no_unique_address]] X a;
+    [[no_unique_address]] Pos pos;
+};
+
+// Single-token attention of H query heads over a KV cache of positions 0..pos: head h reads KV head h / (H / KV),
+// scores are scaled by 1/sqrt(head_dim), softmax over positions <= pos, then the weighted sum of values.
+// Q is [H * head_dim]; K and V are caches [T, KV * head_dim] (state placeholders or appends to them).
+template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
+struct decode_attention : node_base {
+    static constexpr std::size_t heads = H;
+    static constexpr std::size_t kv_heads = KV;
+    static constexpr std::size_t head_dim = Q::shape::dims[0] / H;
+    using dtype = typename Q::dtype;
+    using shape = typename Q::shape;
+    [[no_unique_address]] Q q;
+    [[no_unique_address]] K k;
+    [[no_unique_address]] V v;
+    [[no_unique_address]] Pos pos;
+};
+
+// Row `token` of a table E[V, D]: an embedding lookup.
+template <class E, class Token>
+struct row_lookup : node_base {
+    using dtype = typename E::dtype;
+    using shape = vkfuse::shape<E::shape::dims[1]>;
+    [[no_unique_address]] E table;
+    [[no_unique_address]] Token token;
+};
+
 // `y = e`: the expression stored into an output placeholder. A program is one assignment (several named results
 // come with the planner).
 template <class Out, class E>
@@ -125,6 +187,12 @@ struct assignment {
     using output = Out;
     using value = E;
     [[no_unique_address]] E e;
+};
+
+// Several results computed together: a layer.
+template <class... Assignments>
+struct program {
+    static_assert(sizeof...(Assignments) >= 1, "vkfuse::layer_graph(...): give at least one `output = expression`");
 };
 
 // A placeholder that failed a check; returned after a static_assert so one mistake gives one error, not a cascade.
@@ -147,6 +215,21 @@ inline constexpr bool is_assignment_v = false;
 template <class O, class E>
 inline constexpr bool is_assignment_v<assignment<O, E>> = true;
 
+template <class T>
+inline constexpr bool is_program_v = is_assignment_v<T>;
+template <class... A>
+inline constexpr bool is_program_v<program<A...>> = true;
+
+// The assignments of a program, as a program<...>.
+template <class T>
+struct as_program {
+    using type = program<T>;
+};
+template <class... A>
+struct as_program<program<A...>> {
+    using type = program<A...>;
+};
+
 } // namespace expr
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -162,6 +245,12 @@ using weight = expr::placeholder<role::weight, Name, f32, shape<Dims...>>;
 // A runtime f32 scalar (a push constant): param<"alpha">
 template <fixed_string Name>
 using param = expr::placeholder<role::param, Name, f32, scalar_shape>;
+// A runtime index (a u32 push constant): a token id or a position.  index<"pos">
+template <fixed_string Name>
+using index = expr::placeholder<role::param, Name, u32, scalar_shape>;
+// Persistent state updated in place, e.g. a KV cache of T positions of W values: state<"k_cache", T, W>
+template <fixed_string Name, std::size_t... Dims>
+using state = expr::placeholder<role::state, Name, f32, shape<Dims...>>;
 // The same with an explicit storage type:  input_of<"x", f16, 896>
 template <fixed_string Name, class DType, std::size_t... Dims>
 using input_of = expr::placeholder<role::input, Name, DType, shape<Dims...>>;

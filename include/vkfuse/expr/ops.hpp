@@ -35,7 +35,14 @@ inline constexpr bool is_param = is_placeholder_v<A> && A::leaf_role == role::pa
 // Static checks with messages naming the op. Each `check_*` is true when the operands are fine.
 template <op O, class A>
 constexpr bool check_unary() {
-    if constexpr (is_matrix<A>) {
+    if constexpr (std::is_same_v<A, invalid>) {
+        return false;
+    } else if constexpr (std::is_same_v<typename A::dtype, u32>) {
+        static_assert(dependent_false<A>,
+                      "vkfuse elementwise op: a u32 index (index<\"...\">) is only an operand of rope, append, "
+                      "attention and embedding");
+        return false;
+    } else if constexpr (is_matrix<A>) {
         static_assert(dependent_false<A>,
                       "vkfuse elementwise op: a matrix can only be used as the left operand of a matvec (W * x)");
         return false;
@@ -70,6 +77,9 @@ constexpr bool check_binary() {
 template <class A>
 constexpr bool check_reduce() {
     if constexpr (std::is_same_v<A, invalid>) {
+        return false;
+    } else if constexpr (!std::is_same_v<typename A::dtype, f32>) {
+        static_assert(dependent_false<A>, "vkfuse reduction (sum/max/mean/argmax): the operand must be f32");
         return false;
     } else if constexpr (A::shape::rank != 1) {
         static_assert(dependent_false<A>, "vkfuse reduction (sum/max/mean): the operand must be a vector");
@@ -128,6 +138,19 @@ constexpr auto make_reduce(A) {
     else
         return invalid{};
 }
+
+template <class P>
+inline constexpr bool is_index = is_placeholder_v<P> && P::leaf_role == role::param &&
+                                 std::is_same_v<typename P::dtype, u32>;
+
+template <class S>
+inline constexpr bool is_state_matrix = is_placeholder_v<S> && S::leaf_role == role::state && S::shape::rank == 2;
+
+// A KV cache operand: a state matrix, or an append to one.
+template <class T>
+inline constexpr bool is_cache = is_state_matrix<T>;
+template <class S, class X, class P>
+inline constexpr bool is_cache<cache_write<S, X, P>> = true;
 
 } // namespace expr::detail
 
@@ -195,17 +218,137 @@ template <expr::expression A> constexpr auto silu(A a) { return expr::detail::ma
 // GELU, tanh form: 0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3)))  (GPT-2's; Hugging Face "gelu_pytorch_tanh")
 template <expr::expression A> constexpr auto gelu(A a) { return expr::detail::make_unary<op::gelu>(a); }
 
+// GELU, erf form: 0.5 a (1 + erf(a / sqrt(2)))  (PyTorch's nn.GELU(); Hugging Face "gelu")
+template <expr::expression A> constexpr auto gelu_erf(A a) { return expr::detail::make_unary<op::gelu_erf>(a); }
+
 // ---------------------------------------------------------------------------------------------------------------
 // Reductions of a vector to a scalar
 // ---------------------------------------------------------------------------------------------------------------
+
+// the index of the largest element (the first one, on ties), a u32
+template <expr::expression A>
+constexpr auto argmax(A a) {
+    if constexpr (detail::check_reduce<A>())
+        return reduce<op::argmax, A>{};
+    else
+        return invalid{};
+}
 
 template <expr::expression A> constexpr auto sum(A a) { return expr::detail::make_reduce<op::sum>(a); }
 template <expr::expression A> constexpr auto mean(A a) { return expr::detail::make_reduce<op::mean>(a); }
 // the largest element (named reduce_max because max(a, b) is the elementwise maximum)
 template <expr::expression A> constexpr auto reduce_max(A a) { return expr::detail::make_reduce<op::reduce_max>(a); }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Transformer building blocks that need nodes of their own
+// ---------------------------------------------------------------------------------------------------------------
+
+// Names a result: `named<"q">(wq * n + bq)`. See expr::named_value.
+template <fixed_string Name, expression A>
+constexpr auto named(A a) {
+    static_assert(detail::valid_identifier(Name),
+                  "vkfuse named<\"...\">: a name must be 1-31 letters, digits or '_', start with a letter or '_', "
+                  "and contain no \"__\"");
+    if constexpr (std::is_same_v<A, invalid>)
+        return invalid{};
+    else
+        return named_value<Name, A>{a};
+}
+
+// Rotary position embedding (rotate-half layout) of x, a vector of whole heads of HeadDim, at position `pos`.
+// Positions must stay below MaxPos, the length of the cos/sin table.
+template <std::size_t HeadDim, float Theta, std::size_t MaxPos = 4096, expression X, expression Pos>
+constexpr auto rope(X x, Pos pos) {
+    if constexpr (std::is_same_v<X, invalid>) {
+        return invalid{};
+    } else if constexpr (!(X::shape::rank == 1 && std::is_same_v<typename X::dtype, f32>)) {
+        static_assert(detail::dependent_false<X>, "vkfuse rope: x must be an f32 vector");
+        return invalid{};
+    } else if constexpr (HeadDim == 0 || HeadDim % 2 != 0 || X::shape::dims[0] % HeadDim != 0) {
+        static_assert(detail::dependent_false<X>,
+                      "vkfuse rope: HeadDim must be even and divide the length of x (x holds whole heads)");
+        return invalid{};
+    } else if constexpr (!detail::is_index<Pos>) {
+        static_assert(detail::dependent_false<Pos>, "vkfuse rope: the position must be an index<\"...\">");
+        return invalid{};
+    } else {
+        static_assert(Theta > 1.0f, "vkfuse rope: Theta (rope_theta) must be greater than 1");
+        return rotary<HeadDim, Theta, MaxPos, X, Pos>{};
+    }
+}
+
+// Writes x into row `pos` of the cache and stands for the cache after the write.
+template <expression S, expression X, expression Pos>
+constexpr auto append(S, X, Pos) {
+    if constexpr (std::is_same_v<X, invalid>) {
+        return invalid{};
+    } else if constexpr (!detail::is_state_matrix<S>) {
+        static_assert(detail::dependent_false<S>,
+                      "vkfuse append(cache, x, pos): the cache must be a state<\"...\", T, W> placeholder");
+        return invalid{};
+    } else if constexpr (!(X::shape::rank == 1 && X::shape::dims[0] == S::shape::dims[1])) {
+        static_assert(detail::dependent_false<S, X>,
+                      "vkfuse append(cache, x, pos): x must be a vector of the cache's row width W");
+        return invalid{};
+    } else if constexpr (!detail::is_index<Pos>) {
+        static_assert(detail::dependent_false<Pos>, "vkfuse append: the position must be an index<\"...\">");
+        return invalid{};
+    } else {
+        return cache_write<S, X, Pos>{};
+    }
+}
+
+// Single-token attention; see expr::decode_attention. H query heads, KV key/value heads (H / KV query heads share one).
+template <std::size_t H, std::size_t KV, expression Q, expression K, expression V, expression Pos>
+constexpr auto attention(Q, K, V, Pos) {
+    if constexpr (std::is_same_v<Q, invalid>) {
+        return invalid{};
+    } else if constexpr (!(Q::shape::rank == 1 && H > 0 && Q::shape::dims[0] % H == 0)) {
+        static_assert(detail::dependent_false<Q>, "vkfuse attention: q must be a vector of H heads");
+        return invalid{};
+    } else if constexpr (KV == 0 || H % KV != 0) {
+        static_assert(detail::dependent_false<Q>, "vkfuse attention: H must be a multiple of KV (grouped query)");
+        return invalid{};
+    } else if constexpr (!(detail::is_cache<K> && detail::is_cache<V>)) {
+        static_assert(detail::dependent_false<K, V>,
+                      "vkfuse attention: k and v must be caches: state<\"...\", T, W> placeholders or appends");
+        return invalid{};
+    } else if constexpr (!(K::shape::dims[1] == KV * (Q::shape::dims[0] / H) &&
+                           std::is_same_v<typename K::shape, typename V::shape>)) {
+        static_assert(detail::dependent_false<K, V>,
+                      "vkfuse attention: the caches' row width must be KV * head_dim, head_dim = len(q) / H");
+        return invalid{};
+    } else if constexpr (!detail::is_index<Pos>) {
+        static_assert(detail::dependent_false<Pos>, "vkfuse attention: the position must be an index<\"...\">");
+        return invalid{};
+    } else {
+        return decode_attention<H, KV, Q, K, V, Pos>{};
+    }
+}
+
+// Row `token` of the table: an embedding lookup.
+template <expression E, expression Token>
+constexpr auto embedding(E, Token) {
+    if constexpr (!(is_placeholder_v<E> && E::shape::rank == 2 && E::leaf_role == role::weight)) {
+        static_assert(detail::dependent_false<E>, "vkfuse embedding(table, token): the table must be a weight matrix");
+        return invalid{};
+    } else if constexpr (!detail::is_index<Token>) {
+        static_assert(detail::dependent_false<Token>, "vkfuse embedding: the token must be an index<\"...\">");
+        return invalid{};
+    } else {
+        return row_lookup<E, Token>{};
+    }
+}
+
 } // namespace expr
 
+using expr::append;
+using expr::argmax;
+using expr::attention;
+using expr::embedding;
+using expr::gelu_erf;
+using expr::named;
+using expr::rope;
 using expr::operator+;
 using expr::operator-;
 using expr::operator*;
@@ -231,30 +374,79 @@ using expr::reduce_max;
 
 // A named result buffer. `y = e` forms the program that computes e into y:
 //     output<"y", 896> y;  auto program = (y = x + w * x);
-template <fixed_string Name, std::size_t... Dims>
-struct output {
+template <fixed_string Name, class DType, std::size_t... Dims>
+struct output_of {
     static_assert(expr::detail::valid_identifier(Name),
                   "vkfuse output: a name must be 1-31 letters, digits or '_', start with a letter or '_', "
                   "and contain no \"__\"");
     static_assert(sizeof...(Dims) <= 1, "vkfuse output: an output is a scalar or a vector");
     static constexpr vkfuse::role leaf_role = role::output;
     static constexpr auto name = Name;
-    using dtype = f32;
+    using dtype = DType;
     using shape = vkfuse::shape<Dims...>;
 
     template <expr::expression E>
     constexpr auto operator=(E e) const {
         if constexpr (std::is_same_v<E, expr::invalid>) {
-            return expr::assignment<output, E>{e};
+            return expr::assignment<output_of, E>{e};
         } else {
             static_assert(std::is_same_v<typename E::shape, shape>,
                           "vkfuse output (y = e): the expression's shape differs from the output's declared shape");
             static_assert(std::is_same_v<typename E::dtype, dtype>,
-                          "vkfuse output (y = e): outputs are f32 and the expression is not (f16 storage is designed "
-                          "in; its code generation is not implemented yet)");
-            return expr::assignment<output, E>{e};
+                          "vkfuse output (y = e): the output's dtype differs from the expression's (f32 outputs "
+                          "hold f32 expressions, u32 outputs an argmax; f16 storage is designed in; its code "
+                          "generation is not implemented yet)");
+            return expr::assignment<output_of, E>{e};
         }
     }
 };
+
+// An f32 output:  output<"y", 896>
+template <fixed_string Name, std::size_t... Dims>
+using output = output_of<Name, f32, Dims...>;
+
+// Several results as one program, e.g. a decoder layer writing its KV caches and its hidden state:
+//     auto decoder = layer_graph(q_out = ..., y = ...);
+template <class... Assignments>
+constexpr auto layer_graph(Assignments...) {
+    static_assert((expr::is_assignment_v<Assignments> && ...), "vkfuse layer_graph(...): every argument is `output = e`");
+    return expr::program<Assignments...>{};
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Common compositions: functions of expressions, no nodes of their own
+// ---------------------------------------------------------------------------------------------------------------
+
+// RMSNorm (Llama, Qwen): x * rsqrt(mean(x^2) + eps) * w
+template <float Eps, expr::expression X, expr::expression W>
+constexpr auto rmsnorm(X x, W w) {
+    return x * rsqrt(mean(x * x) + c<Eps>) * w;
+}
+
+// LayerNorm: (x - mean) * rsqrt(var + eps) * w + b, with the biased variance
+template <float Eps, expr::expression X, expr::expression W, expr::expression B>
+constexpr auto layernorm(X x, W w, B b) {
+    const auto centred = x - mean(x);
+    return centred * rsqrt(mean(centred * centred) + c<Eps>) * w + b;
+}
+
+// softmax, numerically stable: exp(x - max x) / sum(exp(x - max x))
+template <expr::expression X>
+constexpr auto softmax(X x) {
+    const auto e = exp(x - reduce_max(x));
+    return e / sum(e);
+}
+
+// SwiGLU: silu(gate) * up
+template <expr::expression G, expr::expression U>
+constexpr auto swiglu(G gate, U up) {
+    return silu(gate) * up;
+}
+
+// A linear layer: W x + b
+template <expr::expression W, expr::expression X, expr::expression B>
+constexpr auto linear(W w, X x, B b) {
+    return w * x + b;
+}
 
 } // namespace vkfuse

@@ -1,17 +1,20 @@
-// vkfuse/glsl/emit.hpp — GLSL 450 compute source for one kernel of a plan.
+// vkfuse/glsl/emit.hpp — GLSL 450 compute source for the kernels of a plan.
 //
-// Emission runs in fixed passes — header, bindings, push constants, shared memory, helpers, main — and names
-// everything by position (node n is `v<n>`, its temporary buffer `t<n>`; placeholders are `p_<name>`), so one
-// expression type always yields byte-identical text. Each pass is an overload on the text sink, run twice by
-// build_text (count, then write).
+// Emission runs in fixed passes — header, bindings, push constants, shared memory and helpers, main — and names
+// everything by position (node n is `v<n>`, its temporary buffer `t<n>`; placeholders and named results are
+// `p_<name>`), so one program type always yields byte-identical text. Every pass is a function of a text sink, run
+// twice by build_text (count, then write).
 //
-// Device facts the text cannot know at C++ compile time are left to the pipeline: the workgroup size and the
-// invocations per matvec row (LANES) are specialization constants, and the subgroup path is chosen by a
-// preprocessor symbol the runtime defines when the device supports subgroup arithmetic.
+// A kernel's body is a grid-stride loop over its work units, so the same body serves a dispatch of many workgroups
+// (one trip each) and a phase of a single-workgroup program (many trips). Device facts the text cannot know at C++
+// compile time are left to the pipeline: the workgroup size and the invocations per matvec row (LANES) are
+// specialization constants, and the subgroup path is chosen by a preprocessor symbol the runtime defines when the
+// device supports subgroup arithmetic.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "../core/text.hpp"
 #include "../plan/kernels.hpp"
@@ -24,29 +27,89 @@ using plan::kernel_kind;
 using plan::node;
 using plan::node_kind;
 
-// Helper functions a kernel may need, as bits.
+// Helper functions a shader may need, as bits.
 enum helper : std::uint32_t {
     helper_tanh = 1u << 0,
     helper_sigmoid = 1u << 1,
     helper_silu = 1u << 2,
     helper_gelu = 1u << 3,
-    helper_workgroup_sum = 1u << 4,
-    helper_workgroup_max = 1u << 5,
-    helper_row_sum = 1u << 6,
+    helper_gelu_erf = 1u << 4,
+    helper_workgroup_sum = 1u << 5,
+    helper_workgroup_max = 1u << 6,
+    helper_row_sum = 1u << 7,
+    helper_attention = 1u << 8,
 };
+
+// ---------------------------------------------------------------------------------------------------------------
+// What one kernel (one phase) computes, and how its units map to rows.
+// ---------------------------------------------------------------------------------------------------------------
 
 template <std::size_t Cap>
 struct kernel_view {
     const plan::program_plan<Cap>& p;
     const plan::kernel_plan<Cap>& k;
-    bool nodes[Cap] = {};  // what the kernel evaluates or reads
+    int index;
+    bool nodes[Cap] = {};  // what the kernel evaluates or reads, over all its roots
 
-    constexpr kernel_view(const plan::program_plan<Cap>& plan_, int index) : p(plan_), k(plan_.kernels[index]) {
-        plan::detail::mark_kernel_nodes(p, k.root, nodes);
+    constexpr kernel_view(const plan::program_plan<Cap>& plan_, int kernel_index)
+        : p(plan_), k(plan_.kernels[kernel_index]), index(kernel_index) {
+        for (int r = 0; r < k.root_count; ++r) plan::detail::mark_nodes(p, k.roots[r], nodes);
     }
     constexpr const node& operator[](int n) const { return p.g[n]; }
     constexpr int size() const { return p.g.size; }
-    constexpr bool reads_memory(int n) const { return p.stops_at(n, k.root); }
+    // Read from memory here: a buffer leaf, or a value materialised by an earlier kernel.
+    constexpr bool reads_memory(int n) const { return p.is_buffer_leaf(n) || (p.materialized[n] && !is_root(n)); }
+    constexpr bool is_root(int n) const { return p.is_root_of(n, index); }
+    // A matvec computed in this kernel (not read from memory).
+    constexpr bool computes_matvec(int n) const { return nodes[n] && p.g[n].kind == node_kind::matvec && !reads_memory(n); }
+
+    // The vector a root writes: an append writes its new row.
+    constexpr int stored(int root) const { return p.g[root].kind == node_kind::append ? p.g[root].b : root; }
+    constexpr std::uint32_t length(int root) const {
+        const node& x = p.g[root];
+        return x.kind == node_kind::append ? x.cols : x.kind == node_kind::attention ? x.p0 : x.elements();
+    }
+    // The head dim of the rope evaluated in root's segment (0: none), which then works on row pairs.
+    constexpr std::uint32_t pair_dim(int root) const {
+        bool need[Cap] = {};
+        segment_nodes(root, need);
+        for (int n = 0; n < size(); ++n)
+            if (need[n] && p.g[n].kind == node_kind::rope && !reads_memory(n)) return p.g[n].p0;
+        return 0;
+    }
+    constexpr std::uint32_t units(int root) const {
+        return pair_dim(root) != 0 ? length(root) / 2 : length(root);
+    }
+    constexpr std::uint32_t total_units() const {
+        std::uint32_t u = 0;
+        for (int r = 0; r < k.root_count; ++r) u += units(k.roots[r]);
+        return u;
+    }
+    constexpr std::uint32_t first_unit(int r) const {
+        std::uint32_t u = 0;
+        for (int i = 0; i < r; ++i) u += units(k.roots[i]);
+        return u;
+    }
+
+    // Nodes a per-element block must emit to have `n`: scalars (computed once before), matvec results (summed per
+    // row before), constants (inline) and attention are handed in; memory is read where the kernel stops.
+    constexpr void collect(int n, bool (&need)[Cap]) const {
+        if (need[n]) return;
+        const node& x = p.g[n];
+        if (x.kind == node_kind::constant || x.rank == 0) return;
+        if (computes_matvec(n)) return;
+        need[n] = true;
+        if (reads_memory(n)) return;
+        for (int c = 0; c < 4; ++c) {
+            const int ch = x.child(c);
+            if (ch < 0) continue;
+            if (x.kind == node_kind::rope && c == 2) continue;    // the table is read by the rope itself
+            if (x.kind == node_kind::lookup && c == 0) continue;  // so is the embedding table
+            collect(ch, need);
+        }
+    }
+    // What the epilogue of `root` evaluates per row.
+    constexpr void segment_nodes(int root, bool (&need)[Cap]) const { collect(stored(root), need); }
 
     constexpr std::uint32_t helpers() const {
         std::uint32_t h = 0;
@@ -58,11 +121,13 @@ struct kernel_view {
                 if (x.operation == op::sigmoid) h |= helper_sigmoid;
                 if (x.operation == op::silu) h |= helper_silu;
                 if (x.operation == op::gelu) h |= helper_gelu | helper_tanh;
+                if (x.operation == op::gelu_erf) h |= helper_gelu_erf;
             }
             if (x.kind == node_kind::reduce)
-                h |= x.operation == op::reduce_max ? helper_workgroup_max : helper_workgroup_sum;
+                h |= x.operation == op::sum || x.operation == op::mean ? helper_workgroup_sum : helper_workgroup_max;
         }
         if (k.kind == kernel_kind::matvec) h |= helper_row_sum;
+        if (k.kind == kernel_kind::attention) h |= helper_attention | helper_workgroup_sum | helper_workgroup_max;
         return h;
     }
 };
@@ -80,37 +145,43 @@ constexpr void buffer_name(T& t, const plan::program_plan<Cap>& p, int b) {
         t << "p_" << s.name.view();
 }
 
-// A node's value as an operand: constants inline as exact literals, everything else by its SSA name.
 template <class T, std::size_t Cap>
-constexpr void ref(T& t, const plan::program_plan<Cap>& p, int n) {
-    const node& x = p.g[n];
+constexpr void node_buffer(T& t, const plan::program_plan<Cap>& p, int n) {
+    buffer_name(t, p, p.buffer_of_node[n]);
+}
+
+// Where a statement is emitted: which row variant (paired rows: 0 the first half of a head, 1 the second; -1 none),
+// the index variable, how many elements at once (1, or 4 in a vectorised matvec loop), and the segment (for the
+// names of matvec row sums).
+struct site {
+    int variant = -1;
+    std::string_view index = "i";
+    int width = 1;
+    int segment = 0;
+};
+
+// A node's value as an operand.
+template <class T, std::size_t Cap>
+constexpr void ref(T& t, const kernel_view<Cap>& kv, int n, const site& s) {
+    const node& x = kv[n];
     if (x.kind == node_kind::constant) {
         if (x.value < 0.0f)
             t << '(' << float_literal{x.value} << ')';
         else
             t << float_literal{x.value};
-    } else {
-        t << 'v' << n;
+        return;
     }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Element blocks: the statements that compute some vector nodes at index `i`, in topological order.
-// ---------------------------------------------------------------------------------------------------------------
-
-// Nodes a block must emit to have `n` at index i. Scalars (reductions and what is computed from them) and matvec
-// results are values the block is handed, computed once before it; constants are written inline; memory is read
-// where the kernel stops.
-template <std::size_t Cap>
-constexpr void collect(const kernel_view<Cap>& kv, int n, bool (&need)[Cap]) {
-    if (need[n]) return;
-    const node& x = kv[n];
-    if (x.kind == node_kind::constant || x.rank == 0) return;
-    if (x.kind == node_kind::matvec && !kv.reads_memory(n)) return;
-    need[n] = true;
-    if (kv.reads_memory(n)) return;
-    if (x.a >= 0) collect(kv, x.a, need);
-    if (x.b >= 0) collect(kv, x.b, need);
+    if (x.rank == 0) {  // scalars are computed once per phase
+        t << 'v' << n;
+        return;
+    }
+    if (kv.computes_matvec(n)) {
+        t << 'r' << s.segment << '_' << n;
+        if (s.variant >= 0) t << '_' << s.variant;
+        return;
+    }
+    t << 'v' << n;
+    if (s.variant >= 0) t << '_' << s.variant;
 }
 
 template <class T>
@@ -125,6 +196,7 @@ constexpr void unary_call(T& t, op o) {
     case op::sigmoid: t << "vkf_sigmoid"; break;
     case op::silu: t << "vkf_silu"; break;
     case op::gelu: t << "vkf_gelu"; break;
+    case op::gelu_erf: t << "vkf_gelu_erf"; break;
     default: break;
     }
 }
@@ -132,133 +204,208 @@ constexpr void unary_call(T& t, op o) {
 // `float vN = ...;` — or, with width 4, `vec4 vN = ...;` computing elements 4i..4i+3 at once: vector reads go
 // through the buffer's vec4 view, and scalars broadcast, which GLSL's operators and built-ins do by themselves.
 template <class T, std::size_t Cap>
-constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int indent, int width = 1) {
+constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int indent, const site& s) {
     const auto& p = kv.p;
     const node& x = kv[n];
-    t.repeat("    ", indent) << (width == 4 && x.rank != 0 ? "vec4 v" : "float v") << n << " = ";
+    const bool index = x.kind == node_kind::leaf && x.dtype == dtype_code::u32;
+    t.repeat("    ", indent) << (index ? "uint " : s.width == 4 && x.rank != 0 ? "vec4 " : "float ");
+    ref(t, kv, n, s);
+    t << " = ";
     if (kv.reads_memory(n)) {
-        buffer_name(t, p, p.buffer_of_node[n]);
-        t << (x.rank == 0 ? "[0]" : width == 4 ? "_v4[i]" : "[i]");
+        node_buffer(t, p, n);
+        if (x.rank == 0)
+            t << "[0]";
+        else
+            t << (s.width == 4 ? "_v4[" : "[") << s.index << ']';
     } else if (x.kind == node_kind::leaf) {  // a param
         t << "params.p_" << x.name.view();
     } else if (x.kind == node_kind::unary) {
         unary_call(t, x.operation);
         t << '(';
-        ref(t, p, x.a);
+        ref(t, kv, x.a, s);
         t << ')';
     } else if (x.kind == node_kind::binary) {
         if (x.operation == op::max || x.operation == op::min) {
             // GLSL has max(vec4, float) but not max(float, vec4): put a scalar second (both are commutative).
             const bool swap = kv[x.a].rank == 0 && kv[x.b].rank != 0;
             t << (x.operation == op::max ? "max(" : "min(");
-            ref(t, p, swap ? x.b : x.a);
+            ref(t, kv, swap ? x.b : x.a, s);
             t << ", ";
-            ref(t, p, swap ? x.a : x.b);
+            ref(t, kv, swap ? x.a : x.b, s);
             t << ')';
         } else {
-            ref(t, p, x.a);
-            t << (x.operation == op::add ? " + " : x.operation == op::sub ? " - " : x.operation == op::mul ? " * " : " / ");
-            ref(t, p, x.b);
+            ref(t, kv, x.a, s);
+            t << (x.operation == op::add   ? " + "
+                  : x.operation == op::sub ? " - "
+                  : x.operation == op::mul ? " * "
+                                           : " / ");
+            ref(t, kv, x.b, s);
         }
+    } else if (x.kind == node_kind::lookup) {
+        node_buffer(t, p, x.a);
+        t << (s.width == 4 ? "_v4[" : "[");
+        ref(t, kv, x.b, s);
+        t << " * " << (s.width == 4 ? x.rows / 4 : x.rows) << "u + " << s.index << ']';
+    } else if (x.kind == node_kind::rope) {
+        // Rotate-half: the first half of a head gets a*cos - partner*sin, the second a*cos + partner*sin; the
+        // table row `pos` holds cos for j < head_dim/2, then sin. Both variants use the first-half index i0.
+        const std::uint32_t hd = x.p0;
+        site own = s, partner = s;
+        partner.variant = 1 - s.variant;
+        auto table = [&](bool sine) {
+            node_buffer(t, p, x.c);
+            t << '[';
+            ref(t, kv, x.b, s);
+            t << " * " << hd << "u + " << (sine ? hd / 2 : 0u) << "u + i0 % " << hd << "u]";
+        };
+        ref(t, kv, x.a, own);
+        t << " * ";
+        table(false);
+        t << (s.variant == 0 ? " - " : " + ");
+        ref(t, kv, x.a, partner);
+        t << " * ";
+        table(true);
     }
     t << ";\n";
 }
 
+// The statements of a per-element block, in topological order; in paired segments each node for both rows.
 template <class T, std::size_t Cap>
-constexpr void emit_block(T& t, const kernel_view<Cap>& kv, const bool (&need)[Cap], int indent, int width = 1) {
-    for (int n = 0; n < kv.size(); ++n)
-        if (need[n]) emit_statement(t, kv, n, indent, width);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Matvec loops: one per distinct input length. A length divisible by 4 streams its matrices as vec4 (16-byte
-// loads, the width memory systems move best) and evaluates its prologue 4 elements at a time.
-// ---------------------------------------------------------------------------------------------------------------
-
-template <std::size_t Cap>
-constexpr bool is_kernel_matvec(const kernel_view<Cap>& kv, int n) {
-    return kv.nodes[n] && kv[n].kind == node_kind::matvec && !kv.reads_memory(n);
-}
-
-constexpr bool vectorized(std::uint32_t cols) { return cols % 4 == 0; }
-
-// The nodes the loop over inputs of length `cols` evaluates.
-template <std::size_t Cap>
-constexpr void collect_loop(const kernel_view<Cap>& kv, std::uint32_t cols, bool (&need)[Cap]) {
-    for (int n = 0; n < kv.size(); ++n)
-        if (is_kernel_matvec(kv, n) && kv[kv[n].b].rows == cols) collect(kv, kv[n].b, need);
-}
-
-// Buffers some vectorized loop reads through a vec4 view.
-template <std::size_t Cap>
-constexpr void vec4_buffers(const kernel_view<Cap>& kv, bool (&out)[Cap + 1]) {
-    for (int m = 0; m < kv.size(); ++m) {
-        if (!is_kernel_matvec(kv, m) || !vectorized(kv[kv[m].b].rows)) continue;
-        out[kv.p.buffer_of_node[kv[m].a]] = true;
-        bool need[Cap] = {};
-        collect_loop(kv, kv[kv[m].b].rows, need);
-        for (int n = 0; n < kv.size(); ++n)
-            if (need[n] && kv.reads_memory(n)) out[kv.p.buffer_of_node[n]] = true;
+constexpr void emit_block(T& t, const kernel_view<Cap>& kv, const bool (&need)[Cap], int indent, site s,
+                          bool paired) {
+    for (int n = 0; n < kv.size(); ++n) {
+        if (!need[n]) continue;
+        if (!paired) {
+            emit_statement(t, kv, n, indent, s);
+            continue;
+        }
+        for (int v = 0; v < 2; ++v) {
+            s.variant = v;
+            s.index = v == 0 ? "i0" : "i1";
+            emit_statement(t, kv, n, indent, s);
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Passes
+// Shader-level passes: header, bindings, push constants, helpers
 // ---------------------------------------------------------------------------------------------------------------
 
+constexpr bool vectorized(std::uint32_t cols) { return cols % 4 == 0; }
+
+// The nodes the loop over inputs of length `cols` evaluates for segment root `root`.
+template <std::size_t Cap>
+constexpr void collect_loop(const kernel_view<Cap>& kv, int root, std::uint32_t cols, bool (&need)[Cap]) {
+    bool seg[Cap] = {};
+    plan::detail::mark_nodes(kv.p, root, seg);
+    for (int n = 0; n < kv.size(); ++n)
+        if (seg[n] && kv.computes_matvec(n) && kv[kv[n].b].rows == cols) kv.collect(kv[n].b, need);
+}
+
+// Buffers some vectorized loop of kernel `kv` reads through a vec4 view.
+template <std::size_t Cap>
+constexpr void vec4_buffers(const kernel_view<Cap>& kv, bool (&out)[Cap + 1]) {
+    for (int r = 0; r < kv.k.root_count; ++r) {
+        bool seg[Cap] = {};
+        plan::detail::mark_nodes(kv.p, kv.k.roots[r], seg);
+        for (int m = 0; m < kv.size(); ++m) {
+            if (!seg[m] || !kv.computes_matvec(m) || !vectorized(kv[kv[m].b].rows)) continue;
+            out[kv.p.buffer_of_node[kv[m].a]] = true;
+            bool need[Cap] = {};
+            collect_loop(kv, kv.k.roots[r], kv[kv[m].b].rows, need);
+            for (int n = 0; n < kv.size(); ++n) {
+                if (!need[n]) continue;
+                if (kv.reads_memory(n)) out[kv.p.buffer_of_node[n]] = true;
+                if (kv[n].kind == node_kind::lookup) out[kv.p.buffer_of_node[kv[n].a]] = true;
+            }
+        }
+    }
+}
+
+// The kernels a shader runs: one, or every phase of a single-dispatch program.
+struct phase_range {
+    int first = 0, last = 0;  // [first, last)
+};
+
 template <class T, std::size_t Cap>
-constexpr void emit_header(T& t, const kernel_view<Cap>& kv, int index) {
-    t << "#version 450\n"
-      << "// Generated by vkfuse: kernel " << index + 1 << " of " << kv.p.kernel_count << ", "
-      << (kv.k.kind == kernel_kind::matvec ? "matvec over " : "elementwise over ") << kv.k.items
-      << (kv.k.kind == kernel_kind::matvec ? " rows.\n" : " elements.\n")
-      << "#ifdef VKFUSE_SUBGROUP_ARITHMETIC\n"
+constexpr void emit_header(T& t, const plan::program_plan<Cap>& p, phase_range phases) {
+    t << "#version 450\n// Generated by vkfuse (" << strategy_name(p.how) << "): ";
+    if (p.how == strategy::single_dispatch)
+        t << "the whole program as one dispatch of one workgroup, " << p.kernel_count << " phases.\n";
+    else
+        t << "kernel " << phases.first + 1 << " of " << p.kernel_count << ".\n";
+    t << "#ifdef VKFUSE_SUBGROUP_ARITHMETIC\n"
          "#extension GL_KHR_shader_subgroup_arithmetic : require\n"
          "#endif\n\n"
          "layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device\n"
          "layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two\n\n";
 }
 
+template <std::size_t Cap>
+constexpr bool is_output(const plan::program_plan<Cap>& p, int node_index) {
+    for (int o = 0; o < p.g.output_count; ++o)
+        if (p.g.outputs[o].node == node_index) return true;
+    return false;
+}
+
 template <class T, std::size_t Cap>
-constexpr void emit_bindings(T& t, const kernel_view<Cap>& kv) {
-    const auto& p = kv.p;
-    bool as_vec4[Cap + 1] = {};
-    vec4_buffers(kv, as_vec4);
-    for (int i = 0; i < kv.k.binding_count(); ++i) {
-        const int b = kv.k.binding(i);
+constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, phase_range phases) {
+    // The shader's buffers in ascending order, with how they are accessed.
+    bool used[Cap + 1] = {}, read[Cap + 1] = {}, written[Cap + 1] = {}, as_vec4[Cap + 1] = {};
+    for (int k = phases.first; k < phases.last; ++k) {
+        const auto& kp = p.kernels[k];
+        for (int i = 0; i < kp.buffer_count; ++i) {
+            used[kp.buffers[i]] = true;
+            (kp.writes[i] ? written : read)[kp.buffers[i]] = true;
+        }
+        vec4_buffers(kernel_view<Cap>(p, k), as_vec4);
+    }
+    const bool single = p.how == strategy::single_dispatch;
+    int binding = 0;
+    for (int b = 0; b < p.buffer_count; ++b) {
+        if (!used[b]) continue;
         const plan::buffer_slot& s = p.buffers[b];
-        const bool written = i == kv.k.read_count;
+        const std::string_view access = written[b] && (read[b] || single) ? "coherent"
+                                        : written[b]                       ? "writeonly"
+                                                                           : "readonly";
         if (as_vec4[b]) {  // a second view of the same binding, for 16-byte loads
-            t << "layout(set = 0, binding = " << i << ", std430) readonly restrict buffer Binding" << i
+            t << "layout(set = 0, binding = " << binding << ", std430) readonly restrict buffer Binding" << binding
               << "v4 { vec4 ";
             buffer_name(t, p, b);
             t << "_v4[]; };\n";
         }
-        t << "layout(set = 0, binding = " << i << ", std430) " << (written ? "writeonly" : "readonly")
-          << " restrict buffer Binding" << i << " { float ";
+        t << "layout(set = 0, binding = " << binding << ", std430) " << access << " restrict buffer Binding"
+          << binding << " { " << (s.dtype == dtype_code::u32 ? "uint " : "float ");
         buffer_name(t, p, b);
         t << "[]; };  // ";
         if (s.temporary)
             t << "temporary";
+        else if (s.slot_role == role::output)
+            t << (is_output(p, s.node) ? "output " : "named result ") << s.name.view();
         else
-            t << (s.slot_role == role::input ? "input" : s.slot_role == role::weight ? "weight" : "output") << ' '
+            t << (s.slot_role == role::input    ? "input "
+                  : s.slot_role == role::weight ? "weight "
+                  : s.slot_role == role::state  ? "state "
+                                                : "table ")
               << s.name.view();
         t << ": " << dtype_name(s.dtype);
-        const node& n = p.g[s.node];
-        if (!s.temporary && n.rank == 2)
-            t << '[' << n.rows << ", " << n.cols << "]\n";
+        if (s.cols != 0)
+            t << '[' << s.rows << ", " << s.cols << "]\n";
         else
             t << '[' << s.elements << "]\n";
+        ++binding;
     }
     t << '\n';
 }
 
 template <class T, std::size_t Cap>
-constexpr void emit_push_constants(T& t, const kernel_view<Cap>& kv) {
-    const auto& p = kv.p;
+constexpr void emit_push_constants(T& t, const plan::program_plan<Cap>& p) {
     if (p.param_count == 0) return;
     t << "layout(push_constant) uniform Params {\n";
-    for (int i = 0; i < p.param_count; ++i) t << "    float p_" << p.g[p.params[i]].name.view() << ";\n";
+    for (int i = 0; i < p.param_count; ++i) {
+        const node& x = p.g[p.params[i]];
+        t << "    " << (x.dtype == dtype_code::u32 ? "uint" : "float") << " p_" << x.name.view() << ";\n";
+    }
     t << "} params;\n\n";
 }
 
@@ -302,10 +449,23 @@ constexpr void emit_workgroup_reduce(T& t, bool is_max) {
 }
 
 template <class T, std::size_t Cap>
-constexpr void emit_helpers(T& t, const kernel_view<Cap>& kv) {
-    const std::uint32_t h = kv.helpers();
+constexpr void emit_helpers(T& t, const plan::program_plan<Cap>& p, phase_range phases) {
+    std::uint32_t h = 0;
+    std::uint32_t head_dim = 0;
+    for (int k = phases.first; k < phases.last; ++k) {
+        const kernel_view<Cap> kv(p, k);
+        h |= kv.helpers();
+        if (p.kernels[k].kind == kernel_kind::attention) {
+            const std::uint32_t hd = p.g[p.kernels[k].roots[0]].p2;
+            head_dim = hd > head_dim ? hd : head_dim;
+        }
+    }
     if (h & (helper_workgroup_sum | helper_workgroup_max | helper_row_sum))
-        t << "shared float vkf_scratch[gl_WorkGroupSize.x];\n\n";
+        t << "shared float vkf_scratch[gl_WorkGroupSize.x];\n";
+    if (h & helper_attention)
+        t << "shared float vkf_q[" << head_dim << "];                  // the query head being attended\n"
+          << "shared float vkf_p[gl_WorkGroupSize.x];  // softmax weights of one block of positions\n";
+    if (h) t << '\n';
     // Each math helper comes as float and vec4 overloads: the vectorized matvec loops call the second.
     if (h & helper_tanh) {
         t << "// Clamped: tanh(15) is 1 in f32, and some drivers evaluate tanh through exp, which overflows.\n";
@@ -329,6 +489,33 @@ constexpr void emit_helpers(T& t, const kernel_view<Cap>& kv) {
             t << type << " vkf_gelu(" << type << " x) {\n    return 0.5 * x * (1.0 + vkf_tanh("
               << float_literal{0.7978845608028654f} << " * (x + " << float_literal{0.044715f}
               << " * x * x * x)));\n}\n";
+        t << '\n';
+    }
+    if (h & helper_gelu_erf) {
+        // erf by Abramowitz & Stegun 7.1.26 is only good to 1.5e-7 absolute, too coarse relative to small values;
+        // this uses erf(x) = sign(x) (1 - erfc(|x|)) for |x| >= 0.5 with a continued-fraction-free rational
+        // approximation, and the Taylor series below 0.5, both accurate to a few f32 ulps.
+        for (std::string_view type : {"float", "vec4"}) {
+            t << type << " vkf_erf(" << type << " x) {\n"
+              << "    " << type << " a = abs(x);\n"
+              << "    " << type << " x2 = x * x;\n"
+              << "    // |x| < 0.5: x (2/sqrt(pi)) (1 - x^2/3 + x^4/10 - x^6/42 + x^8/216 - x^10/1320)\n"
+              << "    " << type << " small = x * " << float_literal{1.1283791670955126f} << " * (1.0 + x2 * ("
+              << float_literal{-1.0f / 3.0f} << " + x2 * (" << float_literal{0.1f} << " + x2 * ("
+              << float_literal{-1.0f / 42.0f} << " + x2 * (" << float_literal{1.0f / 216.0f} << " + x2 * "
+              << float_literal{-1.0f / 1320.0f} << ")))));\n"
+              << "    // |x| >= 0.5: 1 - erfc(|x|), erfc(a) = t exp(-a^2 + P(t)), t = 1 / (1 + a/2) (Numerical Recipes' erfcc)\n"
+              << "    " << type << " t = 1.0 / (1.0 + 0.5 * a);\n"
+              << "    " << type << " poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * "
+                 "(-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * "
+                 "0.17087277))))))));\n"
+              << "    " << type << " large = sign(x) * (1.0 - t * exp(-a * a + poly));\n"
+              << "    return mix(large, small, " << (type == "float" ? "a < 0.5" : "lessThan(a, vec4(0.5))") << ");\n"
+              << "}\n";
+        }
+        for (std::string_view type : {"float", "vec4"})
+            t << type << " vkf_gelu_erf(" << type << " x) { return 0.5 * x * (1.0 + vkf_erf(x * "
+              << float_literal{0.70710678118654752f} << ")); }\n";
         t << '\n';
     }
     if (h & helper_workgroup_sum) emit_workgroup_reduce(t, false);
@@ -364,7 +551,11 @@ constexpr void emit_helpers(T& t, const kernel_view<Cap>& kv) {
              "}\n\n";
 }
 
-// Every scalar the kernel needs, once per invocation and in topological order: reductions (each a loop over its
+// ---------------------------------------------------------------------------------------------------------------
+// Phase bodies
+// ---------------------------------------------------------------------------------------------------------------
+
+// Every scalar the phase needs, once per invocation and in topological order: reductions (each a loop over its
 // vector, computed by every workgroup) and the scalar arithmetic on them (a softmax's sum can use its max).
 template <class T, std::size_t Cap>
 constexpr void emit_scalars(T& t, const kernel_view<Cap>& kv) {
@@ -372,110 +563,332 @@ constexpr void emit_scalars(T& t, const kernel_view<Cap>& kv) {
         const node& x = kv[r];
         if (!kv.nodes[r] || x.rank != 0 || x.kind == node_kind::constant) continue;
         if (x.kind != node_kind::reduce) {
-            emit_statement(t, kv, r, 1);
+            emit_statement(t, kv, r, 2, site{});
             continue;
         }
         const std::uint32_t len = kv[x.a].rows;
-        const bool is_max = x.operation == op::reduce_max;
-        t << "    float v" << r << ";  // " << (is_max ? "max" : x.operation == op::mean ? "mean" : "sum")
+        const bool is_sum = x.operation == op::sum || x.operation == op::mean;
+        const bool is_argmax = x.operation == op::argmax;
+        t << "        float v" << r << ";  // "
+          << (is_argmax ? "argmax" : x.operation == op::reduce_max ? "max" : x.operation == op::mean ? "mean" : "sum")
           << " of v" << x.a << " over " << len << " elements, computed by every workgroup\n"
-          << "    {\n"
-          << "        float acc = " << (is_max ? "uintBitsToFloat(0xff800000u)" : "0.0") << ";\n"
-          << "        for (uint i = gl_LocalInvocationID.x; i < " << len << "u; i += gl_WorkGroupSize.x) {\n";
+          << "        {\n"
+          << "            float acc = " << (is_sum ? "0.0" : "uintBitsToFloat(0xff800000u)") << ";\n";
+        if (is_argmax) t << "            float at = 0.0;\n";
+        t << "            for (uint i = gl_LocalInvocationID.x; i < " << len << "u; i += gl_WorkGroupSize.x) {\n";
         bool need[Cap] = {};
-        collect(kv, x.a, need);
-        emit_block(t, kv, need, 3);
-        t << "            acc = " << (is_max ? "max(acc, " : "acc + (");
-        ref(t, kv.p, x.a);
-        t << ");\n        }\n"
-          << "        v" << r << " = vkf_workgroup_" << (is_max ? "max" : "sum") << "(acc)";
-        if (x.operation == op::mean) t << " / " << float_literal{static_cast<float>(len)};
-        t << ";\n    }\n";
-    }
-}
-
-template <class T, std::size_t Cap>
-constexpr void emit_store(T& t, const kernel_view<Cap>& kv, int indent) {
-    t.repeat("    ", indent);
-    buffer_name(t, kv.p, kv.k.target);
-    t << "[i] = ";
-    ref(t, kv.p, kv.k.root);
-    t << ";\n";
-}
-
-template <class T, std::size_t Cap>
-constexpr void emit_elementwise_main(T& t, const kernel_view<Cap>& kv) {
-    t << "    const uint i = gl_GlobalInvocationID.x;\n"
-      << "    if (i < " << kv.k.items << "u) {\n";
-    bool need[Cap] = {};
-    collect(kv, kv.k.root, need);
-    emit_block(t, kv, need, 2);
-    emit_store(t, kv, 2);
-    t << "    }\n";
-}
-
-template <class T, std::size_t Cap>
-constexpr void emit_matvec_main(T& t, const kernel_view<Cap>& kv) {
-    const auto& p = kv.p;
-    const std::uint32_t rows = kv.k.items;
-    t << "    const uint lane = gl_LocalInvocationID.x % LANES;\n"
-      << "    const uint row = gl_WorkGroupID.x * (gl_WorkGroupSize.x / LANES) + gl_LocalInvocationID.x / LANES;\n";
-    for (int m = 0; m < kv.size(); ++m)
-        if (is_kernel_matvec(kv, m)) t << "    float acc" << m << " = 0.0;\n";
-    t << "    if (row < " << rows << "u) {\n";
-    // One loop per distinct input length; each streams its matrices' rows once, computing the shared input on the
-    // fly (the prologue) so no workgroup waits for another.
-    bool done[Cap] = {};
-    for (int m = 0; m < kv.size(); ++m) {
-        if (!is_kernel_matvec(kv, m) || done[m]) continue;
-        const std::uint32_t cols = kv[kv[m].b].rows;
-        const bool v4 = vectorized(cols);
-        const std::uint32_t steps = v4 ? cols / 4 : cols;
-        bool need[Cap] = {};
-        collect_loop(kv, cols, need);
-        t << "        for (uint i = lane; i < " << steps << "u; i += LANES) {"
-          << (v4 ? "  // i counts vec4s\n" : "\n");
-        emit_block(t, kv, need, 3, v4 ? 4 : 1);
-        for (int n = m; n < kv.size(); ++n) {
-            if (!is_kernel_matvec(kv, n) || kv[kv[n].b].rows != cols) continue;
-            done[n] = true;
-            t << "            acc" << n << " += ";
-            if (v4) t << "dot(";
-            buffer_name(t, p, p.buffer_of_node[kv[n].a]);
-            t << (v4 ? "_v4[row * " : "[row * ") << steps << "u + i]" << (v4 ? ", " : " * ");
-            ref(t, p, kv[n].b);
-            t << (v4 ? ");\n" : ";\n");
+        kv.collect(x.a, need);
+        emit_block(t, kv, need, 4, site{}, false);
+        if (is_argmax) {
+            t << "                if (";
+            ref(t, kv, x.a, site{});
+            t << " > acc) { acc = ";
+            ref(t, kv, x.a, site{});
+            t << "; at = float(i); }\n";
+        } else {
+            t << "                acc = " << (is_sum ? "acc + (" : "max(acc, ");
+            ref(t, kv, x.a, site{});
+            t << ");\n";
+        }
+        t << "            }\n";
+        if (is_argmax) {
+            // the first index holding the maximum: max of the values, then the smallest index that has it
+            // (indices are exact in f32 below 2^24)
+            t << "            const float best = vkf_workgroup_max(acc);\n"
+              << "            v" << r << " = -vkf_workgroup_max(acc == best ? -at : uintBitsToFloat(0xff800000u));\n";
+        } else {
+            t << "            v" << r << " = vkf_workgroup_" << (is_sum ? "sum" : "max") << "(acc)";
+            if (x.operation == op::mean) t << " / " << float_literal{static_cast<float>(len)};
+            t << ";\n";
         }
         t << "        }\n";
     }
-    t << "    }\n";
-    for (int m = 0; m < kv.size(); ++m)
-        if (is_kernel_matvec(kv, m)) t << "    const float v" << m << " = vkf_row_sum(acc" << m << ");\n";
-    t << "    if (lane == 0u && row < " << rows << "u) {\n"
-      << "        const uint i = row;\n";
+}
+
+// `buffer[index] = value;` for the row(s) of segment root r.
+template <class T, std::size_t Cap>
+constexpr void emit_store(T& t, const kernel_view<Cap>& kv, int root, int indent, site s) {
+    const node& x = kv[root];
+    const int value = kv.stored(root);
+    t.repeat("    ", indent);
+    node_buffer(t, kv.p, root);
+    t << '[';
+    if (x.kind == node_kind::append) {  // row `pos` of the cache
+        ref(t, kv, x.c, s);
+        t << " * " << x.cols << "u + ";
+    }
+    t << s.index << "] = ";
+    if (x.dtype == dtype_code::u32) t << "uint(";
+    ref(t, kv, value, s);
+    if (x.dtype == dtype_code::u32) t << ')';
+    t << ";\n";
+}
+
+// `const uint i = ...;` (or i0 and i1 for row pairs) from the kernel-wide unit index.
+template <class T, std::size_t Cap>
+constexpr void emit_row_of_unit(T& t, const kernel_view<Cap>& kv, int r, int indent) {
+    const int root = kv.k.roots[r];
+    const std::uint32_t hd = kv.pair_dim(root), first = kv.first_unit(r);
+    t.repeat("    ", indent) << "const uint u = unit";
+    if (first != 0) t << " - " << first << 'u';
+    t << ";\n";
+    t.repeat("    ", indent);
+    if (hd == 0) {
+        t << "const uint i = u;\n";
+    } else {
+        t << "const uint i0 = u / " << hd / 2 << "u * " << hd << "u + u % " << hd / 2
+          << "u;  // a head's rows j and j + " << hd / 2 << " are a rope pair\n";
+        t.repeat("    ", indent) << "const uint i1 = i0 + " << hd / 2 << "u;\n";
+    }
+}
+
+template <class T, std::size_t Cap>
+constexpr void emit_segment_epilogue(T& t, const kernel_view<Cap>& kv, int r, int indent) {
+    const int root = kv.k.roots[r];
+    const bool paired = kv.pair_dim(root) != 0;
     bool need[Cap] = {};
-    collect(kv, kv.k.root, need);
-    emit_block(t, kv, need, 2);
-    emit_store(t, kv, 2);
+    kv.segment_nodes(root, need);
+    site s;
+    s.segment = r;
+    emit_block(t, kv, need, indent, s, paired);
+    if (!paired) {
+        emit_store(t, kv, root, indent, s);
+    } else {
+        for (int v = 0; v < 2; ++v) {
+            s.variant = v;
+            s.index = v == 0 ? "i0" : "i1";
+            emit_store(t, kv, root, indent, s);
+        }
+    }
+}
+
+template <class T, std::size_t Cap>
+constexpr void emit_segment_test(T& t, const kernel_view<Cap>& kv, int r, std::string_view unit) {
+    const std::uint32_t first = kv.first_unit(r), count = kv.units(kv.k.roots[r]);
+    if (kv.k.root_count == 1) {
+        t << "if (" << unit << " < " << first + count << "u) {";
+    } else {
+        t << "if (" << unit << " >= " << first << "u && " << unit << " < " << first + count << "u) {";
+    }
+    const int root = kv.k.roots[r];
+    t << "  // ";
+    if (kv[root].kind == node_kind::append)
+        t << "append to " << kv.p.buffers[kv.p.buffer_of_node[root]].name.view();
+    else if (!kv.p.g.result_name[root].empty())
+        t << kv.p.g.result_name[root].view();
+    else
+        t << "t" << root;
+    t << '\n';
+}
+
+template <class T, std::size_t Cap>
+constexpr void emit_elementwise(T& t, const kernel_view<Cap>& kv) {
+    t << "        for (uint unit = gl_GlobalInvocationID.x; unit < " << kv.total_units()
+      << "u; unit += gl_NumWorkGroups.x * gl_WorkGroupSize.x) {\n";
+    for (int r = 0; r < kv.k.root_count; ++r) {
+        t << "            ";
+        emit_segment_test(t, kv, r, "unit");
+        emit_row_of_unit(t, kv, r, 4);
+        emit_segment_epilogue(t, kv, r, 4);
+        t << "            }\n";
+    }
+    t << "        }\n";
+}
+
+template <class T, std::size_t Cap>
+constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
+    const auto& p = kv.p;
+    t << "        const uint lane = gl_LocalInvocationID.x % LANES;\n"
+      << "        const uint rows_per_group = gl_WorkGroupSize.x / LANES;\n"
+      << "        for (uint base = gl_WorkGroupID.x * rows_per_group; base < " << kv.total_units()
+      << "u; base += gl_NumWorkGroups.x * rows_per_group) {\n"
+      << "            const uint unit = base + gl_LocalInvocationID.x / LANES;\n";
+    // accumulators: one per (segment, matvec, row of the pair)
+    for (int r = 0; r < kv.k.root_count; ++r) {
+        const int root = kv.k.roots[r];
+        const int variants = kv.pair_dim(root) != 0 ? 2 : 1;
+        bool seg[Cap] = {};
+        plan::detail::mark_nodes(p, root, seg);
+        for (int m = 0; m < kv.size(); ++m)
+            if (seg[m] && kv.computes_matvec(m))
+                for (int v = 0; v < variants; ++v)
+                    t << "            float a" << r << '_' << m << (variants == 2 ? (v == 0 ? "_0" : "_1") : "")
+                      << " = 0.0;\n";
+    }
+    // dot products: per segment, one loop per distinct input length
+    for (int r = 0; r < kv.k.root_count; ++r) {
+        const int root = kv.k.roots[r];
+        const bool paired = kv.pair_dim(root) != 0;
+        bool seg[Cap] = {};
+        plan::detail::mark_nodes(p, root, seg);
+        bool any = false;
+        for (int m = 0; m < kv.size(); ++m) any = any || (seg[m] && kv.computes_matvec(m));
+        if (!any) continue;
+        t << "            ";
+        emit_segment_test(t, kv, r, "unit");
+        emit_row_of_unit(t, kv, r, 4);
+        bool done[Cap] = {};
+        for (int m = 0; m < kv.size(); ++m) {
+            if (!seg[m] || !kv.computes_matvec(m) || done[m]) continue;
+            const std::uint32_t cols = kv[kv[m].b].rows;
+            const bool v4 = vectorized(cols);
+            const std::uint32_t steps = v4 ? cols / 4 : cols;
+            bool need[Cap] = {};
+            collect_loop(kv, root, cols, need);
+            t << "                for (uint j = lane; j < " << steps << "u; j += LANES) {"
+              << (v4 ? "  // j counts vec4s\n" : "\n");
+            site s;
+            s.width = v4 ? 4 : 1;
+            s.index = "j";
+            emit_block(t, kv, need, 5, s, false);
+            for (int n = m; n < kv.size(); ++n) {
+                if (!seg[n] || !kv.computes_matvec(n) || kv[kv[n].b].rows != cols) continue;
+                done[n] = true;
+                for (int v = 0; v < (paired ? 2 : 1); ++v) {
+                    t << "                    a" << r << '_' << n << (paired ? (v == 0 ? "_0" : "_1") : "")
+                      << " += ";
+                    if (v4) t << "dot(";
+                    node_buffer(t, p, kv[n].a);
+                    t << (v4 ? "_v4[" : "[") << (paired ? (v == 0 ? "i0" : "i1") : "i") << " * " << steps
+                      << "u + j]" << (v4 ? ", " : " * ");
+                    ref(t, kv, kv[n].b, s);
+                    t << (v4 ? ");\n" : ";\n");
+                }
+            }
+            t << "                }\n";
+        }
+        t << "            }\n";
+    }
+    // row sums, in uniform control flow
+    for (int r = 0; r < kv.k.root_count; ++r) {
+        const int root = kv.k.roots[r];
+        const int variants = kv.pair_dim(root) != 0 ? 2 : 1;
+        bool seg[Cap] = {};
+        plan::detail::mark_nodes(p, root, seg);
+        for (int m = 0; m < kv.size(); ++m)
+            if (seg[m] && kv.computes_matvec(m))
+                for (int v = 0; v < variants; ++v) {
+                    const std::string_view suffix = variants == 2 ? (v == 0 ? "_0" : "_1") : "";
+                    t << "            const float r" << r << '_' << m << suffix << " = vkf_row_sum(a" << r << '_' << m
+                      << suffix << ");\n";
+                }
+    }
+    t << "            if (lane == 0u) {\n";
+    for (int r = 0; r < kv.k.root_count; ++r) {
+        t << "                ";
+        emit_segment_test(t, kv, r, "unit");
+        emit_row_of_unit(t, kv, r, 5);
+        emit_segment_epilogue(t, kv, r, 5);
+        t << "                }\n";
+    }
+    t << "            }\n"
+      << "        }\n";
+}
+
+// One workgroup per query head: scores for a block of positions at a time, an online softmax across blocks, and
+// the weighted sum of values accumulated by the first head_dim invocations (one output element each).
+template <class T, std::size_t Cap>
+constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
+    const auto& p = kv.p;
+    const int root = kv.k.roots[0];
+    const node& x = kv[root];
+    const std::uint32_t heads = x.p0, group = x.p0 / x.p1, hd = x.p2, width = x.p1 * x.p2;
+    auto pos = [&] { ref(t, kv, x.d, site{}); };
+    auto cache = [&](int n) { node_buffer(t, p, n); };
+    t << "        const uint tid = gl_LocalInvocationID.x;\n"
+      << "        for (uint head = gl_WorkGroupID.x; head < " << heads << "u; head += gl_NumWorkGroups.x) {\n"
+      << "            const uint kv_base = head / " << group << "u * " << hd
+      << "u;  // query head h reads KV head h / (H / KV)\n"
+      << "            for (uint d = tid; d < " << hd << "u; d += gl_WorkGroupSize.x) vkf_q[d] = ";
+    node_buffer(t, p, x.a);
+    t << "[head * " << hd << "u + d];\n"
+      << "            barrier();\n"
+      << "            const uint positions = ";
+    pos();
+    t << " + 1u;\n"
+      << "            float m = uintBitsToFloat(0xff800000u), l = 0.0, o = 0.0;\n"
+      << "            for (uint start = 0u; start < positions; start += gl_WorkGroupSize.x) {\n"
+      << "                const uint at = start + tid;\n"
+      << "                float s = uintBitsToFloat(0xff800000u);\n"
+      << "                if (at < positions) {\n"
+      << "                    s = 0.0;\n"
+      << "                    for (uint d = 0u; d < " << hd << "u; ++d) s += vkf_q[d] * ";
+    cache(x.b);
+    t << "[at * " << width << "u + kv_base + d];\n"
+      << "                    s *= " << float_literal{1.0f / __builtin_sqrtf(static_cast<float>(hd))}
+      << ";  // 1/sqrt(head_dim)\n"
+      << "                }\n"
+      << "                const float block_max = vkf_workgroup_max(s);\n"
+      << "                const float new_m = max(m, block_max);\n"
+      << "                const float w = at < positions ? exp(s - new_m) : 0.0;\n"
+      << "                vkf_p[tid] = w;\n"
+      << "                const float block_sum = vkf_workgroup_sum(w);  // its barriers publish vkf_p too\n"
+      << "                const float rescale = exp(m - new_m);\n"
+      << "                l = l * rescale + block_sum;\n"
+      << "                if (tid < " << hd << "u) {\n"
+      << "                    o *= rescale;\n"
+      << "                    const uint count = min(gl_WorkGroupSize.x, positions - start);\n"
+      << "                    for (uint j = 0u; j < count; ++j) o += vkf_p[j] * ";
+    cache(x.c);
+    t << "[(start + j) * " << width << "u + kv_base + tid];\n"
+      << "                }\n"
+      << "                m = new_m;\n"
+      << "                barrier();  // vkf_p is refilled by the next block\n"
+      << "            }\n"
+      << "            if (tid < " << hd << "u) ";
+    node_buffer(t, p, root);
+    t << "[head * " << hd << "u + tid] = o / l;\n"
+      << "            barrier();  // vkf_q is refilled by the next head\n"
+      << "        }\n";
+}
+
+template <class T, std::size_t Cap>
+constexpr void emit_phase(T& t, const plan::program_plan<Cap>& p, int k) {
+    const kernel_view<Cap> kv(p, k);
+    t << "    {  // " << (kv.k.kind == kernel_kind::matvec      ? "matvec"
+                          : kv.k.kind == kernel_kind::attention ? "attention"
+                                                                : "elementwise")
+      << ":";
+    for (int r = 0; r < kv.k.root_count; ++r) {
+        const int root = kv.k.roots[r];
+        t << ' ';
+        if (kv[root].kind == node_kind::append)
+            t << "append to " << p.buffers[p.buffer_of_node[root]].name.view();
+        else if (!p.g.result_name[root].empty())
+            t << p.g.result_name[root].view();
+        else
+            t << 't' << root;
+        t << '[' << kv.length(root) << ']' << (r + 1 < kv.k.root_count ? "," : "");
+    }
+    t << '\n';
+    emit_scalars(t, kv);
+    if (kv.k.kind == kernel_kind::matvec)
+        emit_matvec(t, kv);
+    else if (kv.k.kind == kernel_kind::attention)
+        emit_attention(t, kv);
+    else
+        emit_elementwise(t, kv);
     t << "    }\n";
 }
 
 } // namespace detail
 
-// The GLSL of kernel `index` of plan `p`, into text `t`.
+// The GLSL of shader `index` of plan `p`: kernel `index`, or, under single_dispatch, every kernel as a phase.
 template <class T, std::size_t Cap>
-constexpr void emit_kernel(T& t, const plan::program_plan<Cap>& p, int index) {
-    const detail::kernel_view<Cap> kv(p, index);
-    detail::emit_header(t, kv, index);
-    detail::emit_bindings(t, kv);
-    detail::emit_push_constants(t, kv);
-    detail::emit_helpers(t, kv);
+constexpr void emit_shader(T& t, const plan::program_plan<Cap>& p, int index) {
+    const bool single = p.how == strategy::single_dispatch;
+    const detail::phase_range phases = single ? detail::phase_range{0, p.kernel_count}
+                                              : detail::phase_range{index, index + 1};
+    detail::emit_header(t, p, phases);
+    detail::emit_bindings(t, p, phases);
+    detail::emit_push_constants(t, p);
+    detail::emit_helpers(t, p, phases);
     t << "void main() {\n";
-    detail::emit_scalars(t, kv);
-    if (kv.k.kind == plan::kernel_kind::matvec)
-        detail::emit_matvec_main(t, kv);
-    else
-        detail::emit_elementwise_main(t, kv);
+    for (int k = phases.first; k < phases.last; ++k) {
+        if (k > phases.first)
+            t << "    memoryBarrierBuffer();\n    barrier();  // the next phase reads what this one wrote\n";
+        detail::emit_phase(t, p, k);
+    }
     t << "}\n";
 }
 

@@ -2,7 +2,8 @@
 //
 //     output<"y", 896> y;
 //     constexpr auto program = (y = x + w * x);
-//     constexpr std::string_view k0 = vkfuse::glsl::source<decltype(program)>;   // kernel 0
+//     constexpr std::string_view k0 = vkfuse::glsl::source<decltype(program)>;          // fused, shader 0
+//     constexpr auto n = vkfuse::glsl::kernel_count<decltype(program), strategy::per_op>;
 #pragma once
 
 #include <array>
@@ -18,34 +19,36 @@
 
 namespace vkfuse::glsl {
 
-// Everything generated for the program type `Program` (an assignment `y = e`; cv-qualifiers are ignored).
-template <class Program>
-struct compiled : compiled<std::remove_cvref_t<Program>> {};
+// Everything generated for the program type `Program` (`y = e`, or layer_graph(...); cv-qualifiers are ignored) under
+// strategy `How`.
+template <class Program, strategy How = strategy::fused>
+struct compiled : compiled<std::remove_cvref_t<Program>, How> {};
 
-template <class Program>
+template <class Program, strategy How>
     requires std::is_same_v<Program, std::remove_cvref_t<Program>>
-struct compiled<Program> {
-    static_assert(expr::is_assignment_v<Program>,
-                  "vkfuse::glsl::compiled<P>: P must be a program, the type of `y = expression`");
+struct compiled<Program, How> {
+    static_assert(expr::is_program_v<Program>,
+                  "vkfuse::glsl::compiled<P>: P must be a program, the type of `y = expression` or of layer_graph(...)");
 
-    static constexpr auto plan = plan::make_plan<typename Program::output, typename Program::value>();
-    static constexpr int kernel_count = plan.kernel_count;
+    static constexpr auto plan = plan::make_plan<Program, How>();
+    // Shaders, i.e. dispatches per run: one per kernel, or one for a single-dispatch program.
+    static constexpr int kernel_count = plan.dispatch_count();
 
     template <int K>
-    static constexpr auto source = build_text<[](auto& t) { emit_kernel(t, plan, K); }>();
+    static constexpr auto source = build_text<[](auto& t) { emit_shader(t, plan, K); }>();
 
-    // All kernels' sources, in dispatch order.
+    // All shaders' sources, in dispatch order.
     static constexpr auto sources = []<std::size_t... K>(std::index_sequence<K...>) {
         return std::array<std::string_view, sizeof...(K)>{source<static_cast<int>(K)>.view()...};
     }(std::make_index_sequence<static_cast<std::size_t>(kernel_count)>{});
 };
 
-// The GLSL of kernel K of a program type.
-template <class Program, int K = 0>
-inline constexpr std::string_view source = compiled<Program>::template source<K>.view();
+// The GLSL of shader K of a program type.
+template <class Program, int K = 0, strategy How = strategy::fused>
+inline constexpr std::string_view source = compiled<Program, How>::template source<K>.view();
 
-// Number of kernels (dispatches) of a program type.
-template <class Program>
-inline constexpr int kernel_count = compiled<Program>::kernel_count;
+// Number of dispatches of a program type.
+template <class Program, strategy How = strategy::fused>
+inline constexpr int kernel_count = compiled<Program, How>::kernel_count;
 
 } // namespace vkfuse::glsl

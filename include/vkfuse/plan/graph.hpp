@@ -1,8 +1,8 @@
-// vkfuse/plan/graph.hpp — an expression type lowered to a constexpr DAG.
+// vkfuse/plan/graph.hpp — a program type lowered to a constexpr DAG.
 //
 // The expression tree is a type; planning and code generation want to ask questions of it ("which nodes does this
 // kernel need?", "is this sub-expression used twice?") that are plain loops over data but contortions over types.
-// So the tree is lowered once, at compile time, into an array of node records. Equal sub-expressions become one
+// So the program is lowered once, at compile time, into an array of node records. Equal sub-expressions become one
 // record (hash-consing by structure), so `rmsnorm(x)` used by two matvecs is computed once.
 #pragma once
 
@@ -31,10 +31,22 @@ struct name_buf {
         return b;
     }
     constexpr std::string_view view() const { return {chars, size}; }
+    constexpr bool empty() const { return size == 0; }
     constexpr bool operator==(const name_buf& o) const { return view() == o.view(); }
 };
 
-enum class node_kind : std::uint8_t { leaf, constant, unary, binary, reduce, matvec };
+enum class node_kind : std::uint8_t {
+    leaf,       // placeholder: a buffer, a param, a state, a table
+    constant,   // compile-time f32
+    unary,      // op(a)
+    binary,     // op(a, b)
+    reduce,     // op over vector a -> scalar
+    matvec,     // a (matrix leaf) . b
+    rope,       // rotate a at position b with table c; p0 = head_dim, value = theta
+    append,     // write b into row c of state a; the value is the state after the write
+    attention,  // q a, caches b and c, position d; p0 = heads, p1 = kv heads, p2 = head_dim
+    lookup,     // row b of table a
+};
 
 // One node of the DAG. Children are indices of earlier records, so index order is a topological order.
 struct node {
@@ -45,28 +57,42 @@ struct node {
     std::uint32_t rank = 0;          // 0 scalar, 1 vector, 2 matrix
     std::uint32_t rows = 1;          // elements of a vector, rows of a matrix, 1 for a scalar
     std::uint32_t cols = 0;          // columns of a matrix
-    int a = -1, b = -1;              // children
-    float value = 0.0f;              // constant
+    int a = -1, b = -1, c = -1, d = -1;  // children
+    std::uint32_t p0 = 0, p1 = 0, p2 = 0;  // integer parameters (see node_kind)
+    float value = 0.0f;              // constant; rope theta
     name_buf name;                   // leaf
 
     constexpr std::uint32_t elements() const { return rank == 2 ? rows * cols : rows; }
-    constexpr bool is_vector() const { return rank == 1; }
+    constexpr int child(int k) const { return k == 0 ? a : k == 1 ? b : k == 2 ? c : d; }
     constexpr bool same(const node& o) const {
         return kind == o.kind && operation == o.operation && leaf_role == o.leaf_role && dtype == o.dtype &&
-               rank == o.rank && rows == o.rows && cols == o.cols && a == o.a && b == o.b &&
+               rank == o.rank && rows == o.rows && cols == o.cols && a == o.a && b == o.b && c == o.c && d == o.d &&
+               p0 == o.p0 && p1 == o.p1 && p2 == o.p2 &&
                std::bit_cast<std::uint32_t>(value) == std::bit_cast<std::uint32_t>(o.value) && name == o.name;
     }
+};
+
+// A program's result: an output placeholder and the node stored into it.
+struct output_record {
+    name_buf name;
+    dtype_code dtype = dtype_code::f32;
+    int node = -1;
 };
 
 // Called (never defined as constexpr) when lowering finds a conflict; the compiler's error names this function,
 // which is the message. Constant evaluation cannot static_assert on values it computes, so this is the idiom.
 void vkfuse_error_one_name_is_used_for_two_different_placeholders();
 void vkfuse_error_expression_too_large_for_its_graph();
+void vkfuse_error_one_value_has_two_names_or_is_stored_into_two_outputs();
+void vkfuse_error_two_results_have_the_same_name();
 
 template <std::size_t Cap>
 struct graph {
     node nodes[Cap] = {};
     int size = 0;
+    name_buf result_name[Cap] = {};  // names given by named<"..."> or by an output `y = ...`
+    output_record outputs[Cap] = {};
+    int output_count = 0;
 
     // The index of a node equal to `n`, adding it if new.
     constexpr int intern(const node& n) {
@@ -79,11 +105,21 @@ struct graph {
         nodes[size] = n;
         return size++;
     }
+    // Gives node i the result name `n`; a value has at most one name, and names are unique.
+    constexpr void name_result(int i, const name_buf& n) {
+        if (!result_name[i].empty()) vkfuse_error_one_value_has_two_names_or_is_stored_into_two_outputs();
+        for (int j = 0; j < size; ++j) {
+            if (result_name[j] == n) vkfuse_error_two_results_have_the_same_name();
+            if (nodes[j].kind == node_kind::leaf && nodes[j].name == n)
+                vkfuse_error_one_name_is_used_for_two_different_placeholders();
+        }
+        result_name[i] = n;
+    }
     constexpr const node& operator[](int i) const { return nodes[i]; }
 };
 
 // ---------------------------------------------------------------------------------------------------------------
-// Lowering: types -> records
+// Lowering: types -> records. One specialisation per node type; each knows its tree size (the capacity bound).
 // ---------------------------------------------------------------------------------------------------------------
 
 template <class S>
@@ -95,20 +131,19 @@ constexpr node shaped(node n) {
 }
 
 template <class T>
-struct lower_node;  // one specialisation per node kind
+struct lower_node;
 
 template <class E, std::size_t Cap>
 constexpr int lower(graph<Cap>& g) {
     return lower_node<E>::apply(g);
 }
 
-// Number of nodes in the tree of E: the capacity its graph needs before sharing is found.
 template <class E>
 inline constexpr std::size_t tree_size = lower_node<E>::tree_size;
 
 template <role R, fixed_string Name, class D, class S>
 struct lower_node<expr::placeholder<R, Name, D, S>> {
-    static_assert(D::code == dtype_code::f32,
+    static_assert(D::code != dtype_code::f16,
                   "vkfuse: f16 storage is designed in, but its code generation is not implemented yet; use f32");
     static constexpr std::size_t tree_size = 1;
     template <std::size_t Cap>
@@ -169,6 +204,7 @@ struct lower_node<expr::reduce<O, A>> {
         node n;
         n.kind = node_kind::reduce;
         n.operation = O;
+        n.dtype = O == op::argmax ? dtype_code::u32 : dtype_code::f32;
         n.a = lower<A>(g);
         return g.intern(n);
     }
@@ -186,5 +222,147 @@ struct lower_node<expr::product<W, X>> {
         return g.intern(n);
     }
 };
+
+template <fixed_string Name, class A>
+struct lower_node<expr::named_value<Name, A>> {
+    static constexpr std::size_t tree_size = lower_node<A>::tree_size;
+    template <std::size_t Cap>
+    static constexpr int apply(graph<Cap>& g) {
+        const int i = lower<A>(g);
+        if (!(g.result_name[i] == name_buf::from(Name))) g.name_result(i, name_buf::from(Name));
+        return i;
+    }
+};
+
+// The cos/sin table of a rope: MaxPos rows of head_dim values (cos for j < head_dim/2, then sin), computed by the
+// runtime in double precision. Named after its parameters so equal ropes share one table.
+template <std::size_t HeadDim, float Theta, std::size_t MaxPos>
+constexpr node rope_table_leaf() {
+    static_assert(Theta == static_cast<float>(static_cast<std::uint32_t>(Theta)) && Theta < 1e9f,
+                  "vkfuse rope: Theta must be a whole number below 1e9 (it names the cos/sin table)");
+    node n;
+    n.kind = node_kind::leaf;
+    n.leaf_role = role::table;
+    n.rank = 2;
+    n.rows = static_cast<std::uint32_t>(MaxPos);
+    n.cols = static_cast<std::uint32_t>(HeadDim);
+    n.value = Theta;
+    n.p0 = static_cast<std::uint32_t>(HeadDim);
+    char text[32] = "rope_";
+    int len = 5;
+    auto put = [&](std::uint32_t v) {
+        char digits[10] = {};
+        int k = 0;
+        do {
+            digits[k++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        while (k > 0) text[len++] = digits[--k];
+    };
+    put(static_cast<std::uint32_t>(HeadDim));
+    text[len++] = '_';
+    put(static_cast<std::uint32_t>(Theta));
+    text[len++] = '_';
+    put(static_cast<std::uint32_t>(MaxPos));
+    for (int i = 0; i < len; ++i) n.name.chars[i] = text[i];
+    n.name.size = static_cast<std::uint8_t>(len);
+    return n;
+}
+
+template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
+struct lower_node<expr::rotary<HD, Theta, MaxPos, X, Pos>> {
+    static constexpr std::size_t tree_size = 2 + lower_node<X>::tree_size + lower_node<Pos>::tree_size;
+    template <std::size_t Cap>
+    static constexpr int apply(graph<Cap>& g) {
+        node n = shaped<typename X::shape>({});
+        n.kind = node_kind::rope;
+        n.a = lower<X>(g);
+        n.b = lower<Pos>(g);
+        n.c = g.intern(rope_table_leaf<HD, Theta, MaxPos>());
+        n.p0 = static_cast<std::uint32_t>(HD);
+        n.value = Theta;
+        return g.intern(n);
+    }
+};
+
+template <class S, class X, class Pos>
+struct lower_node<expr::cache_write<S, X, Pos>> {
+    static constexpr std::size_t tree_size =
+        1 + lower_node<S>::tree_size + lower_node<X>::tree_size + lower_node<Pos>::tree_size;
+    template <std::size_t Cap>
+    static constexpr int apply(graph<Cap>& g) {
+        node n = shaped<typename S::shape>({});
+        n.kind = node_kind::append;
+        n.a = lower<S>(g);
+        n.b = lower<X>(g);
+        n.c = lower<Pos>(g);
+        return g.intern(n);
+    }
+};
+
+template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
+struct lower_node<expr::decode_attention<H, KV, Q, K, V, Pos>> {
+    using node_type = expr::decode_attention<H, KV, Q, K, V, Pos>;
+    static constexpr std::size_t tree_size = 1 + lower_node<Q>::tree_size + lower_node<K>::tree_size +
+                                             lower_node<V>::tree_size + lower_node<Pos>::tree_size;
+    template <std::size_t Cap>
+    static constexpr int apply(graph<Cap>& g) {
+        node n = shaped<typename Q::shape>({});
+        n.kind = node_kind::attention;
+        n.a = lower<Q>(g);
+        n.b = lower<K>(g);
+        n.c = lower<V>(g);
+        n.d = lower<Pos>(g);
+        n.p0 = static_cast<std::uint32_t>(H);
+        n.p1 = static_cast<std::uint32_t>(KV);
+        n.p2 = static_cast<std::uint32_t>(node_type::head_dim);
+        return g.intern(n);
+    }
+};
+
+template <class E, class Token>
+struct lower_node<expr::row_lookup<E, Token>> {
+    static constexpr std::size_t tree_size = 1 + lower_node<E>::tree_size + lower_node<Token>::tree_size;
+    template <std::size_t Cap>
+    static constexpr int apply(graph<Cap>& g) {
+        node n = shaped<typename expr::row_lookup<E, Token>::shape>({});
+        n.kind = node_kind::lookup;
+        n.a = lower<E>(g);
+        n.b = lower<Token>(g);
+        return g.intern(n);
+    }
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Programs: one or several assignments
+// ---------------------------------------------------------------------------------------------------------------
+
+template <class Out, class E>
+constexpr void lower_assignment(auto& g) {
+    const int i = lower<E>(g);
+    g.name_result(i, name_buf::from(Out::name));
+    g.outputs[g.output_count++] = {name_buf::from(Out::name), Out::dtype::code, i};
+}
+
+template <class P>
+struct program_lowering;
+
+template <class... Out, class... E>
+struct program_lowering<expr::program<expr::assignment<Out, E>...>> {
+    static constexpr std::size_t tree_size = (std::size_t{0} + ... + lower_node<E>::tree_size);
+    template <std::size_t Cap>
+    static constexpr void apply(graph<Cap>& g) {
+        (lower_assignment<Out, E>(g), ...);
+    }
+};
+
+// The DAG of a program type (an assignment or a layer_graph(...)).
+template <class Program>
+constexpr auto lower_program() {
+    using P = typename expr::as_program<Program>::type;
+    graph<program_lowering<P>::tree_size + 1> g;
+    program_lowering<P>::apply(g);
+    return g;
+}
 
 } // namespace vkfuse::plan

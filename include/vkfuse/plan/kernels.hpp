@@ -1,16 +1,20 @@
-// vkfuse/plan/kernels.hpp — cutting a program's DAG into kernels, and laying out its buffers.
+// vkfuse/plan/kernels.hpp — the planner: which values are materialised, which kernels compute them, which buffers
+// they use. All at compile time, from the program's DAG.
 //
-// A kernel computes one vector (or scalar) per dispatch. Inside a kernel, work is fused three ways:
-//   * reductions over vectors the kernel can read (an RMSNorm's sum of squares) are computed by every workgroup
-//     before anything else — recomputing D values per workgroup is cheaper than a dispatch boundary;
-//   * elementwise work on a matvec's input is done as the matvec streams its matrix (prologue);
-//   * elementwise work on matvec results, row by row, is done before the row is stored (epilogue).
-// A boundary is forced only where a result is needed *in full* by every workgroup of its consumer while itself
-// being the product of a matvec: the input vector of a matvec, or the operand of a reduction, that contains a
-// matvec. Such a vector is materialised into a temporary buffer by a kernel of its own, which runs first.
-//
-// This is the planner's first cut (one strategy); strategies (per_op, fused, single_dispatch) and named
-// intermediate results build on it.
+// A value is *materialised* when it is written to a buffer: outputs, named results, KV-cache appends and attention
+// outputs always are; under `fused` and `single_dispatch` other values are materialised only where a true global
+// dependency forces it — the input vector of a matvec, or the operand of a reduction, that contains a matvec (or a
+// rope of one): every workgroup of the consumer needs all of it, and no workgroup can compute it alone. The query
+// vector of an attention is read per head from memory, so it is materialised unless it is already there.
+// Everything else is fused into the kernel that needs it:
+//   * reductions over vectors the kernel can read (an RMSNorm's sum of squares) are recomputed by every workgroup;
+//   * elementwise work on a matvec's input is done as the matrix streams by (prologue);
+//   * elementwise work on matvec results — bias, activation, gating, RoPE, residual — is done per row (epilogue);
+//     RoPE pairs row j with row j + head_dim/2, so a kernel with RoPE computes rows in those pairs.
+// Each materialised value is a *root*. Roots that do not depend on each other and need the same kind of kernel
+// share one (segments of one dispatch: q, k and v of an attention block are one kernel). `per_op` materialises
+// every operation and gives each its own kernel: the unfused baseline. `single_dispatch` plans like `fused` and then
+// runs every kernel as a phase of one workgroup, separated by barriers.
 #pragma once
 
 #include <cstddef>
@@ -18,78 +22,106 @@
 
 #include "graph.hpp"
 
+namespace vkfuse {
+
+// How a program is cut into dispatches.
+enum class strategy : std::uint8_t { per_op, fused, single_dispatch };
+
+template <strategy S>
+struct strategy_tag {
+    static constexpr strategy value = S;
+};
+inline constexpr strategy_tag<strategy::per_op> per_op{};
+inline constexpr strategy_tag<strategy::fused> fused{};
+inline constexpr strategy_tag<strategy::single_dispatch> single_dispatch{};
+
+constexpr std::string_view strategy_name(strategy s) {
+    return s == strategy::per_op ? "per_op" : s == strategy::fused ? "fused" : "single_dispatch";
+}
+
+} // namespace vkfuse
+
 namespace vkfuse::plan {
 
 enum class kernel_kind : std::uint8_t {
-    elementwise,  // one invocation per output element, after the reductions
-    matvec,       // `lanes` invocations per output row, cooperating on the dot products
+    elementwise,  // one invocation per output element (or element pair)
+    matvec,       // LANES invocations per output row (or row pair), cooperating on the dot products
+    attention,    // one workgroup per query head
 };
 
-// A buffer of the program: a placeholder bound by name, or a temporary between two kernels.
+// A buffer of the program: a placeholder bound by name, a named result, or a temporary between two kernels.
 struct buffer_slot {
-    name_buf name;                 // the placeholder's name; empty for a temporary
-    role slot_role = role::input;  // input, weight or output; temporaries say output (they are written)
+    name_buf name;                 // empty for a temporary
+    role slot_role = role::input;  // input, weight, state, table; output for outputs, named results, temporaries
     bool temporary = false;
     dtype_code dtype = dtype_code::f32;
     std::uint32_t elements = 0;
-    int node = -1;                 // the graph node it holds (-1 for the program output)
+    std::uint32_t rows = 0, cols = 0;  // a matrix's shape, for messages
+    int node = -1;                 // the graph node it holds
 
-    constexpr std::size_t bytes() const { return elements * dtype_bytes(dtype); }
+    constexpr std::size_t bytes() const { return static_cast<std::size_t>(elements) * dtype_bytes(dtype); }
 };
 
+// One dispatch (or, under single_dispatch, one phase of the only dispatch).
 template <std::size_t Cap>
 struct kernel_plan {
-    int root = -1;                 // the node it computes
     kernel_kind kind = kernel_kind::elementwise;
-    std::uint32_t items = 0;       // output elements (rows, for a matvec kernel)
-    int target = -1;               // buffer it writes
-    int reads[Cap] = {};           // buffers it reads, ascending; bindings 0..read_count-1, then the target
-    int read_count = 0;
+    int roots[Cap] = {};           // materialised values it computes, one segment each
+    int root_count = 0;
+    int buffers[Cap + 1] = {};     // buffers it uses, ascending: binding i is buffers[i]
+    int buffer_count = 0;
+    bool writes[Cap + 1] = {};     // per entry of `buffers`
 
-    constexpr int binding_count() const { return read_count + 1; }
-    constexpr int binding(int i) const { return i < read_count ? reads[i] : target; }
+    constexpr int binding_count() const { return buffer_count; }
+    constexpr int binding(int i) const { return buffers[i]; }
 };
 
 template <std::size_t Cap>
 struct program_plan {
     graph<Cap> g;
-    int root = -1;
-    bool materialized[Cap] = {};   // computed by a kernel of its own into a temporary
+    strategy how = strategy::fused;
+    bool materialized[Cap] = {};
 
     buffer_slot buffers[Cap + 1] = {};
     int buffer_count = 0;
     int buffer_of_node[Cap] = {};  // -1 where the node lives in no buffer
-    int output_buffer = -1;
 
     int params[Cap] = {};          // param leaves, in push-constant order (4 bytes each)
     int param_count = 0;
+    std::uint32_t param_limit[Cap] = {};  // an index param must stay below this (0: no limit)
 
     kernel_plan<Cap> kernels[Cap] = {};
     int kernel_count = 0;
 
-    constexpr int param_index(int node) const {
-        for (int i = 0; i < param_count; ++i)
-            if (params[i] == node) return i;
-        return -1;
-    }
+    constexpr int dispatch_count() const { return how == strategy::single_dispatch ? 1 : kernel_count; }
     constexpr std::uint32_t push_constant_bytes() const { return static_cast<std::uint32_t>(param_count) * 4u; }
     constexpr bool is_buffer_leaf(int n) const {
         return g[n].kind == node_kind::leaf && g[n].leaf_role != role::param;
     }
-    // True where a kernel rooted at `root` reads node `n` from memory rather than computing it.
-    constexpr bool stops_at(int n, int kernel_root) const {
-        return is_buffer_leaf(n) || (materialized[n] && n != kernel_root);
+    constexpr bool is_root_of(int n, int k) const {
+        for (int r = 0; r < kernels[k].root_count; ++r)
+            if (kernels[k].roots[r] == n) return true;
+        return false;
+    }
+    // True where code computing `root` reads node `n` from memory rather than computing it.
+    constexpr bool stops_at(int n, int root) const { return is_buffer_leaf(n) || (materialized[n] && n != root); }
+    constexpr int buffer_index(std::string_view name) const {
+        for (int b = 0; b < buffer_count; ++b)
+            if (!buffers[b].temporary && buffers[b].name.view() == name) return b;
+        return -1;
     }
 };
 
-void vkfuse_error_output_has_the_name_of_a_placeholder_it_reads();
+void vkfuse_error_an_output_or_name_is_also_a_placeholder_name();
+void vkfuse_error_an_output_holds_a_placeholder_directly();
 
 namespace detail {
 
-// Marks every node a kernel rooted at `root` evaluates or reads (not descending past what it reads).
+// Marks what the code computing `root` evaluates or reads, not descending past what it reads. An append does not
+// read the cache it writes.
 template <std::size_t Cap>
-constexpr void mark_kernel_nodes(const program_plan<Cap>& p, int root, bool (&marks)[Cap]) {
-    int stack[Cap * 2] = {};
+constexpr void mark_nodes(const program_plan<Cap>& p, int root, bool (&marks)[Cap]) {
+    int stack[Cap * 4 + 4] = {};
     int top = 0;
     stack[top++] = root;
     while (top > 0) {
@@ -97,105 +129,202 @@ constexpr void mark_kernel_nodes(const program_plan<Cap>& p, int root, bool (&ma
         if (marks[n]) continue;
         marks[n] = true;
         if (p.stops_at(n, root)) continue;
-        if (p.g[n].a >= 0) stack[top++] = p.g[n].a;
-        if (p.g[n].b >= 0) stack[top++] = p.g[n].b;
+        const node& x = p.g[n];
+        for (int k = 0; k < 4; ++k) {
+            const int ch = x.child(k);
+            if (ch < 0 || (x.kind == node_kind::append && k == 0)) continue;
+            stack[top++] = ch;
+        }
+    }
+}
+
+// The kernel kind a root needs.
+template <std::size_t Cap>
+constexpr kernel_kind kind_of(const program_plan<Cap>& p, int root) {
+    if (p.g[root].kind == node_kind::attention) return kernel_kind::attention;
+    bool marks[Cap] = {};
+    mark_nodes(p, root, marks);
+    for (int n = 0; n < p.g.size; ++n)
+        if (marks[n] && p.g[n].kind == node_kind::matvec && !p.stops_at(n, root)) return kernel_kind::matvec;
+    return kernel_kind::elementwise;
+}
+
+template <std::size_t Cap>
+constexpr void decide_materialization(program_plan<Cap>& p) {
+    const auto& g = p.g;
+    for (int i = 0; i < g.size; ++i) {
+        const node& n = g[i];
+        if (!g.result_name[i].empty() || n.kind == node_kind::append || n.kind == node_kind::attention)
+            p.materialized[i] = true;
+        if (p.how == strategy::per_op && n.kind != node_kind::leaf && n.kind != node_kind::constant)
+            p.materialized[i] = true;
+    }
+    if (p.how == strategy::per_op) return;
+    // `holds[i]`: the value involves a matvec or a rope not yet materialised, so no single workgroup can produce
+    // all of it (a rope needs the partner row).
+    bool holds[Cap] = {};
+    for (int i = 0; i < g.size; ++i) {
+        const node& n = g[i];
+        auto take = [&](int ch) { return ch >= 0 && holds[ch] && !p.materialized[ch]; };
+        auto force = [&](int ch) {
+            if (take(ch)) p.materialized[ch] = true;
+        };
+        switch (n.kind) {
+        case node_kind::leaf:
+        case node_kind::constant: holds[i] = false; break;
+        case node_kind::unary: holds[i] = take(n.a); break;
+        case node_kind::binary: holds[i] = take(n.a) || take(n.b); break;
+        case node_kind::reduce:
+            force(n.a);
+            holds[i] = false;
+            break;
+        case node_kind::matvec:
+            force(n.b);
+            holds[i] = true;
+            break;
+        case node_kind::rope: holds[i] = true; break;
+        case node_kind::lookup: holds[i] = false; break;
+        case node_kind::append: holds[i] = false; break;
+        case node_kind::attention:
+            if (!p.is_buffer_leaf(n.a)) p.materialized[n.a] = true;
+            holds[i] = false;
+            break;
+        }
+    }
+}
+
+template <std::size_t Cap>
+constexpr void lay_out_buffers(program_plan<Cap>& p) {
+    const auto& g = p.g;
+    for (int i = 0; i < g.size; ++i) p.buffer_of_node[i] = -1;
+    auto add = [&](int node_index, const name_buf& name, role r, bool temporary, dtype_code dtype) {
+        buffer_slot& b = p.buffers[p.buffer_count];
+        b.name = name;
+        b.slot_role = r;
+        b.temporary = temporary;
+        b.dtype = dtype;
+        b.elements = g[node_index].elements();
+        b.rows = g[node_index].rank == 2 ? g[node_index].rows : g[node_index].elements();
+        b.cols = g[node_index].rank == 2 ? g[node_index].cols : 0;
+        b.node = node_index;
+        p.buffer_of_node[node_index] = p.buffer_count++;
+    };
+    // placeholders, in first-use order
+    for (int i = 0; i < g.size; ++i) {
+        const node& n = g[i];
+        if (n.kind != node_kind::leaf) continue;
+        if (!g.result_name[i].empty()) vkfuse_error_an_output_holds_a_placeholder_directly();
+        if (n.leaf_role == role::param) {
+            p.params[p.param_count++] = i;
+            continue;
+        }
+        for (int j = 0; j < g.size; ++j)
+            if (g.result_name[j] == n.name) vkfuse_error_an_output_or_name_is_also_a_placeholder_name();
+        add(i, n.name, n.leaf_role, false, n.dtype);
+    }
+    // outputs and named results, then temporaries; an append lives in the buffer of its cache
+    for (int pass = 0; pass < 2; ++pass) {
+        for (int i = 0; i < g.size; ++i) {
+            if (!p.materialized[i] || g[i].kind == node_kind::append) continue;
+            const bool has_name = !g.result_name[i].empty();
+            if ((pass == 0) != has_name) continue;
+            add(i, g.result_name[i], role::output, !has_name, g[i].dtype);
+        }
+    }
+    for (int i = 0; i < g.size; ++i)
+        if (g[i].kind == node_kind::append) p.buffer_of_node[i] = p.buffer_of_node[g[i].a];
+}
+
+template <std::size_t Cap>
+constexpr void limit_param(program_plan<Cap>& p, int param_node, std::uint32_t limit) {
+    for (int i = 0; i < p.param_count; ++i)
+        if (p.params[i] == param_node && (p.param_limit[i] == 0 || limit < p.param_limit[i])) p.param_limit[i] = limit;
+}
+
+template <std::size_t Cap>
+constexpr void form_kernels(program_plan<Cap>& p) {
+    const auto& g = p.g;
+    // level: 1 + the deepest materialised value the root's code reads
+    int level[Cap] = {};
+    int max_level = 0;
+    for (int i = 0; i < g.size; ++i) {
+        if (!p.materialized[i]) continue;
+        bool marks[Cap] = {};
+        mark_nodes(p, i, marks);
+        int l = 1;
+        for (int n = 0; n < i; ++n)
+            if (marks[n] && p.materialized[n] && level[n] + 1 > l) l = level[n] + 1;
+        level[i] = l;
+        if (l > max_level) max_level = l;
+    }
+    auto start_kernel = [&](kernel_kind kind) -> kernel_plan<Cap>& {
+        kernel_plan<Cap>& k = p.kernels[p.kernel_count++];
+        k.kind = kind;
+        return k;
+    };
+    if (p.how == strategy::per_op) {
+        for (int i = 0; i < g.size; ++i)
+            if (p.materialized[i]) {
+                auto& k = start_kernel(kind_of(p, i));
+                k.roots[k.root_count++] = i;
+            }
+    } else {
+        constexpr kernel_kind kinds[3] = {kernel_kind::elementwise, kernel_kind::matvec, kernel_kind::attention};
+        for (int l = 1; l <= max_level; ++l) {
+            for (kernel_kind kind : kinds) {
+                kernel_plan<Cap>* k = nullptr;
+                for (int i = 0; i < g.size; ++i) {
+                    if (!p.materialized[i] || level[i] != l || kind_of(p, i) != kind) continue;
+                    // an attention kernel has one root: its geometry (a workgroup per head) is the root's
+                    if (!k || kind == kernel_kind::attention) k = &start_kernel(kind);
+                    k->roots[k->root_count++] = i;
+                }
+            }
+        }
+    }
+    // buffers per kernel
+    for (int k = 0; k < p.kernel_count; ++k) {
+        kernel_plan<Cap>& kp = p.kernels[k];
+        bool used[Cap + 1] = {};
+        bool written[Cap + 1] = {};
+        for (int r = 0; r < kp.root_count; ++r) {
+            const int root = kp.roots[r];
+            written[p.buffer_of_node[root]] = true;
+            used[p.buffer_of_node[root]] = true;
+            bool marks[Cap] = {};
+            mark_nodes(p, root, marks);
+            for (int n = 0; n < g.size; ++n)
+                if (marks[n] && p.stops_at(n, root) && p.buffer_of_node[n] >= 0) used[p.buffer_of_node[n]] = true;
+        }
+        for (int b = 0; b < p.buffer_count; ++b) {
+            if (!used[b]) continue;
+            kp.writes[kp.buffer_count] = written[b];
+            kp.buffers[kp.buffer_count++] = b;
+        }
     }
 }
 
 } // namespace detail
 
-// The plan of the program `Out = E`.
-template <class Out, class E>
+// The plan of program type `Program` under strategy `How`.
+template <class Program, strategy How>
 constexpr auto make_plan() {
-    constexpr std::size_t cap = tree_size<E> + 1;
+    constexpr auto lowered = lower_program<Program>();
+    constexpr std::size_t cap = sizeof(lowered.nodes) / sizeof(node);
     program_plan<cap> p;
-    p.root = lower<E>(p.g);
-    const int n_nodes = p.g.size;
-
-    // ---- where must a result be materialised? (see the header comment)
-    bool holds_matvec[cap] = {};  // the node's value involves a matvec not yet materialised
-    for (int i = 0; i < n_nodes; ++i) {
+    p.g = lowered;
+    p.how = How;
+    detail::decide_materialization(p);
+    detail::lay_out_buffers(p);
+    // positions must stay inside the tables and caches they index
+    for (int i = 0; i < p.g.size; ++i) {
         const node& n = p.g[i];
-        switch (n.kind) {
-        case node_kind::leaf:
-        case node_kind::constant: holds_matvec[i] = false; break;
-        case node_kind::unary: holds_matvec[i] = holds_matvec[n.a]; break;
-        case node_kind::binary: holds_matvec[i] = holds_matvec[n.a] || holds_matvec[n.b]; break;
-        case node_kind::reduce:
-            if (holds_matvec[n.a]) {
-                p.materialized[n.a] = true;
-                holds_matvec[n.a] = false;
-            }
-            holds_matvec[i] = false;
-            break;
-        case node_kind::matvec:
-            if (holds_matvec[n.b]) {
-                p.materialized[n.b] = true;
-                holds_matvec[n.b] = false;
-            }
-            holds_matvec[i] = true;
-            break;
-        }
+        if (n.kind == node_kind::rope) detail::limit_param(p, n.b, p.g[n.c].rows);
+        if (n.kind == node_kind::append) detail::limit_param(p, n.c, n.rows);
+        if (n.kind == node_kind::attention) detail::limit_param(p, n.d, p.g[n.b].rows);
+        if (n.kind == node_kind::lookup) detail::limit_param(p, n.b, p.g[n.a].rows);
     }
-    p.materialized[p.root] = false;  // the root goes to the output buffer
-
-    // ---- buffers: placeholders in first-use order, the output, then temporaries
-    for (int i = 0; i < n_nodes; ++i) p.buffer_of_node[i] = -1;
-    for (int i = 0; i < n_nodes; ++i) {
-        const node& n = p.g[i];
-        if (n.kind != node_kind::leaf) continue;
-        if (n.leaf_role == role::param) {
-            p.params[p.param_count++] = i;
-            continue;
-        }
-        if (n.name == name_buf::from(Out::name)) vkfuse_error_output_has_the_name_of_a_placeholder_it_reads();
-        buffer_slot& b = p.buffers[p.buffer_count];
-        b.name = n.name;
-        b.slot_role = n.leaf_role;
-        b.dtype = n.dtype;
-        b.elements = n.elements();
-        b.node = i;
-        p.buffer_of_node[i] = p.buffer_count++;
-    }
-    {
-        buffer_slot& b = p.buffers[p.buffer_count];
-        b.name = name_buf::from(Out::name);
-        b.slot_role = role::output;
-        b.dtype = Out::dtype::code;
-        b.elements = static_cast<std::uint32_t>(Out::shape::rows);
-        b.node = p.root;
-        p.output_buffer = p.buffer_count++;
-    }
-    for (int i = 0; i < n_nodes; ++i) {
-        if (!p.materialized[i]) continue;
-        buffer_slot& b = p.buffers[p.buffer_count];
-        b.slot_role = role::output;
-        b.temporary = true;
-        b.dtype = dtype_code::f32;
-        b.elements = p.g[i].elements();
-        b.node = i;
-        p.buffer_of_node[i] = p.buffer_count++;
-    }
-
-    // ---- kernels: each materialised node in topological order, then the root
-    for (int i = 0; i < n_nodes; ++i) {
-        if (!(p.materialized[i] || i == p.root)) continue;
-        kernel_plan<cap>& k = p.kernels[p.kernel_count++];
-        k.root = i;
-        k.items = p.g[i].elements();
-        k.target = i == p.root ? p.output_buffer : p.buffer_of_node[i];
-        bool marks[cap] = {};
-        detail::mark_kernel_nodes(p, i, marks);
-        for (int n = 0; n < n_nodes; ++n) {
-            if (!marks[n]) continue;
-            if (p.g[n].kind == node_kind::matvec && !p.stops_at(n, i)) k.kind = kernel_kind::matvec;
-        }
-        for (int b = 0; b < p.buffer_count; ++b) {  // ascending buffer order = binding order
-            const int n = p.buffers[b].node;
-            if (b == k.target || n < 0 || !marks[n] || !p.stops_at(n, i)) continue;
-            k.reads[k.read_count++] = b;
-        }
-    }
+    detail::form_kernels(p);
     return p;
 }
 

@@ -6,12 +6,15 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <cstddef>
+#include <limits>
 #include <map>
 #include <numbers>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
@@ -21,10 +24,14 @@
 
 namespace vkfuse::reference {
 
-// Host data for the leaves, by name: f32 buffers (vectors and row-major matrices) and f32 params.
+// Host data for the leaves, by name: f32 buffers (vectors, row-major matrices, states), f32 params and u32
+// indices. Evaluation writes into it: appends update states in place, and every named result and output is
+// recorded in `results`.
 struct bindings {
     std::map<std::string, std::vector<float>, std::less<>> buffers;
     std::map<std::string, float, std::less<>> params;
+    std::map<std::string, std::uint32_t, std::less<>> indices;
+    std::map<std::string, std::vector<double>, std::less<>> results;
 };
 
 using vector = Eigen::ArrayXd;
@@ -46,6 +53,7 @@ inline double apply(op o, double x) {
         const double k = std::sqrt(2.0 / std::numbers::pi);
         return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
     }
+    case op::gelu_erf: return 0.5 * x * (1.0 + std::erf(x / std::numbers::sqrt2));
     default: throw error("vkfuse::reference: unary op not handled");
     }
 }
@@ -79,28 +87,51 @@ inline std::span<const float> find_buffer(const bindings& b, std::string_view na
 
 } // namespace detail
 
+inline void find_state(const bindings& b, std::string_view name, std::size_t elements) {
+    detail::find_buffer(b, name, elements);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // eval: a scalar node gives a double, a vector node an Eigen::ArrayXd.
 // ---------------------------------------------------------------------------------------------------------------
 
 // Declared first: the overloads call each other, and argument-dependent lookup would not look in this namespace.
 template <role R, fixed_string Name, class D, class S>
-auto eval(const expr::placeholder<R, Name, D, S>&, const bindings&);
+auto eval(const expr::placeholder<R, Name, D, S>&, bindings&);
 template <float V>
-double eval(const expr::constant<V>&, const bindings&);
+double eval(const expr::constant<V>&, bindings&);
 template <op O, class A, class S>
-auto eval(const expr::unary<O, A, S>&, const bindings&);
+auto eval(const expr::unary<O, A, S>&, bindings&);
 template <op O, class A, class B, class S>
-auto eval(const expr::binary<O, A, B, S>&, const bindings&);
+auto eval(const expr::binary<O, A, B, S>&, bindings&);
 template <op O, class A>
-double eval(const expr::reduce<O, A>&, const bindings&);
+double eval(const expr::reduce<O, A>&, bindings&);
 template <class W, class X>
-vector eval(const expr::product<W, X>&, const bindings&);
+vector eval(const expr::product<W, X>&, bindings&);
+template <fixed_string Name, class A>
+auto eval(const expr::named_value<Name, A>&, bindings&);
+template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
+vector eval(const expr::rotary<HD, Theta, MaxPos, X, Pos>&, bindings&);
+template <class S, class X, class Pos>
+std::string eval(const expr::cache_write<S, X, Pos>&, bindings&);
+template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
+vector eval(const expr::decode_attention<H, KV, Q, K, V, Pos>&, bindings&);
+template <class E, class Token>
+vector eval(const expr::row_lookup<E, Token>&, bindings&);
 
 template <role R, fixed_string Name, class D, class S>
-auto eval(const expr::placeholder<R, Name, D, S>&, const bindings& b) {
-    static_assert(S::rank <= 1, "vkfuse::reference: a matrix is only evaluated as part of a matvec");
-    if constexpr (R == role::param) {
+auto eval(const expr::placeholder<R, Name, D, S>&, bindings& b) {
+    if constexpr (R == role::param && std::is_same_v<D, u32>) {
+        auto it = b.indices.find(Name.view());
+        if (it == b.indices.end())
+            throw usage_error("vkfuse::reference: no value bound for index '" + std::string(Name.view()) + "'");
+        return static_cast<double>(it->second);
+    } else if constexpr (R == role::state) {
+        return std::string(Name.view());  // a cache operand of attention: read by name there
+    } else if constexpr (S::rank == 2) {
+        static_assert(S::rank <= 1, "vkfuse::reference: a matrix is only evaluated as part of a matvec");
+        return 0.0;
+    } else if constexpr (R == role::param) {
         auto it = b.params.find(Name.view());
         if (it == b.params.end())
             throw usage_error("vkfuse::reference: no value bound for param '" + std::string(Name.view()) + "'");
@@ -114,12 +145,12 @@ auto eval(const expr::placeholder<R, Name, D, S>&, const bindings& b) {
 }
 
 template <float V>
-double eval(const expr::constant<V>&, const bindings&) {
+double eval(const expr::constant<V>&, bindings&) {
     return static_cast<double>(V);
 }
 
 template <op O, class A, class S>
-auto eval(const expr::unary<O, A, S>& e, const bindings& b) {
+auto eval(const expr::unary<O, A, S>& e, bindings& b) {
     auto a = eval(e.a, b);
     if constexpr (S::rank == 0)
         return detail::apply(O, a);
@@ -128,7 +159,7 @@ auto eval(const expr::unary<O, A, S>& e, const bindings& b) {
 }
 
 template <op O, class A, class B, class S>
-auto eval(const expr::binary<O, A, B, S>& e, const bindings& b) {
+auto eval(const expr::binary<O, A, B, S>& e, bindings& b) {
     auto a = eval(e.a, b);
     auto c = eval(e.b, b);
     if constexpr (S::rank == 0) {
@@ -141,15 +172,23 @@ auto eval(const expr::binary<O, A, B, S>& e, const bindings& b) {
 }
 
 template <op O, class A>
-double eval(const expr::reduce<O, A>& e, const bindings& b) {
+double eval(const expr::reduce<O, A>& e, bindings& b) {
     const vector a = eval(e.a, b);
-    if constexpr (O == op::sum) return a.sum();
-    else if constexpr (O == op::mean) return a.mean();
-    else return a.maxCoeff();
+    if constexpr (O == op::sum) {
+        return a.sum();
+    } else if constexpr (O == op::mean) {
+        return a.mean();
+    } else if constexpr (O == op::argmax) {
+        Eigen::Index at = 0;
+        a.maxCoeff(&at);  // the first maximum
+        return static_cast<double>(at);
+    } else {
+        return a.maxCoeff();
+    }
 }
 
 template <class W, class X>
-vector eval(const expr::product<W, X>& e, const bindings& b) {
+vector eval(const expr::product<W, X>& e, bindings& b) {
     constexpr auto rows = static_cast<Eigen::Index>(W::shape::dims[0]);
     constexpr auto cols = static_cast<Eigen::Index>(W::shape::dims[1]);
     const auto data = detail::find_buffer(b, W::name.view(), W::shape::size);
@@ -159,14 +198,98 @@ vector eval(const expr::product<W, X>& e, const bindings& b) {
     return vector(w.cast<double>() * x.matrix());
 }
 
-// The output of a program `y = e`, as doubles.
+namespace detail {
+inline std::vector<double> to_values(double v) { return {v}; }
+inline std::vector<double> to_values(const vector& v) { return std::vector<double>(v.data(), v.data() + v.size()); }
+} // namespace detail
+
+template <fixed_string Name, class A>
+auto eval(const expr::named_value<Name, A>& e, bindings& b) {
+    auto value = eval(e.a, b);
+    b.results[std::string(Name.view())] = detail::to_values(value);
+    return value;
+}
+
+// Rotate-half RoPE in double: the pair (j, j + d/2) of each head turned by pos * theta^(-2j/d).
+template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
+vector eval(const expr::rotary<HD, Theta, MaxPos, X, Pos>& e, bindings& b) {
+    const vector x = eval(e.a, b);
+    const double pos = eval(e.pos, b);
+    vector out(x.size());
+    for (Eigen::Index head = 0; head < x.size() / static_cast<Eigen::Index>(HD); ++head)
+        for (std::size_t j = 0; j < HD / 2; ++j) {
+            const double angle = pos * std::pow(static_cast<double>(Theta), -2.0 * static_cast<double>(j) / HD);
+            const Eigen::Index lo = head * static_cast<Eigen::Index>(HD) + static_cast<Eigen::Index>(j);
+            const Eigen::Index hi = lo + static_cast<Eigen::Index>(HD / 2);
+            out[lo] = x[lo] * std::cos(angle) - x[hi] * std::sin(angle);
+            out[hi] = x[hi] * std::cos(angle) + x[lo] * std::sin(angle);
+        }
+    return out;
+}
+
+// Writes row `pos` of the named state; the value is the state's name, for attention to read.
+template <class S, class X, class Pos>
+std::string eval(const expr::cache_write<S, X, Pos>& e, bindings& b) {
+    const vector x = eval(e.a, b);
+    const auto pos = static_cast<std::size_t>(eval(e.pos, b));
+    constexpr std::size_t width = S::shape::dims[1];
+    find_state(b, S::name.view(), S::shape::size);
+    auto& state = b.buffers.find(S::name.view())->second;
+    for (std::size_t i = 0; i < width; ++i) state[pos * width + i] = static_cast<float>(x[static_cast<Eigen::Index>(i)]);
+    return std::string(S::name.view());
+}
+
+template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
+vector eval(const expr::decode_attention<H, KV, Q, K, V, Pos>& e, bindings& b) {
+    constexpr std::size_t hd = expr::decode_attention<H, KV, Q, K, V, Pos>::head_dim;
+    constexpr std::size_t width = KV * hd;
+    const vector q = eval(e.q, b);
+    const std::string k_name = eval(e.k, b), v_name = eval(e.v, b);  // performs the appends
+    const auto pos = static_cast<std::size_t>(eval(e.pos, b));
+    const auto& k = b.buffers.find(k_name)->second;
+    const auto& v = b.buffers.find(v_name)->second;
+    vector out = vector::Zero(static_cast<Eigen::Index>(H * hd));
+    for (std::size_t h = 0; h < H; ++h) {
+        const std::size_t base = h / (H / KV) * hd;
+        std::vector<double> score(pos + 1);
+        double top = -std::numeric_limits<double>::infinity();
+        for (std::size_t t = 0; t <= pos; ++t) {
+            double s = 0;
+            for (std::size_t d = 0; d < hd; ++d) s += q[static_cast<Eigen::Index>(h * hd + d)] * k[t * width + base + d];
+            score[t] = s / std::sqrt(static_cast<double>(hd));
+            top = std::max(top, score[t]);
+        }
+        double total = 0;
+        for (double& s : score) total += (s = std::exp(s - top));
+        for (std::size_t t = 0; t <= pos; ++t)
+            for (std::size_t d = 0; d < hd; ++d)
+                out[static_cast<Eigen::Index>(h * hd + d)] += score[t] / total * v[t * width + base + d];
+    }
+    return out;
+}
+
+template <class E, class Token>
+vector eval(const expr::row_lookup<E, Token>& e, bindings& b) {
+    constexpr auto cols = static_cast<Eigen::Index>(E::shape::dims[1]);
+    const auto table = detail::find_buffer(b, E::name.view(), E::shape::size);
+    const auto token = static_cast<Eigen::Index>(eval(e.token, b));
+    return Eigen::Map<const Eigen::ArrayXf>(table.data() + token * cols, cols).cast<double>();
+}
+
+// Runs every assignment of the program in order; returns each output by name (named results are in b.results).
+template <class... Out, class... E>
+std::map<std::string, std::vector<double>, std::less<>> evaluate(
+    const expr::program<expr::assignment<Out, E>...>&, bindings& b) {
+    std::map<std::string, std::vector<double>, std::less<>> out;
+    ((out[std::string(Out::name.view())] = b.results[std::string(Out::name.view())] =
+          detail::to_values(eval(E{}, b))),
+     ...);
+    return out;
+}
+
 template <class Out, class E>
-std::vector<double> evaluate(const expr::assignment<Out, E>& program, const bindings& b) {
-    const auto value = eval(program.e, b);
-    if constexpr (Out::shape::rank == 0)
-        return {value};
-    else
-        return std::vector<double>(value.data(), value.data() + value.size());
+std::map<std::string, std::vector<double>, std::less<>> evaluate(const expr::assignment<Out, E>&, bindings& b) {
+    return evaluate(expr::program<expr::assignment<Out, E>>{}, b);
 }
 
 } // namespace vkfuse::reference

@@ -29,28 +29,31 @@ struct verify_options {
 };
 
 struct verify_report {
-    double rel_l2 = std::numeric_limits<double>::quiet_NaN();  // ||gpu - ref|| / ||ref||
+    double rel_l2 = std::numeric_limits<double>::quiet_NaN();  // the worst over every checked result
     double max_abs = std::numeric_limits<double>::quiet_NaN();
     std::size_t non_finite = 0;    // NaN or inf outputs of the device (they fail every check)
+    std::string worst;             // the result with the largest relative error
     int dispatches = 0;
     vulkan::timing time{};
-    std::vector<float> device;      // what the device computed
-    std::vector<double> reference;  // what Eigen computed
+    std::map<std::string, std::vector<float>, std::less<>> device;      // what the device computed, by result
+    std::map<std::string, std::vector<double>, std::less<>> reference;  // what Eigen computed
 
     bool ok(double tolerance = 1e-5) const { return non_finite == 0 && rel_l2 <= tolerance; }
     std::string summary() const {
-        char text[160];
-        std::snprintf(text, sizeof text, "rel L2 %.3g, max abs %.3g, %d dispatch%s, %.1f us on the device%s", rel_l2,
-                      max_abs, dispatches, dispatches == 1 ? "" : "es", time.gpu_ns / 1000.0,
+        char text[200];
+        std::snprintf(text, sizeof text, "rel L2 %.3g (%s), max abs %.3g, %d dispatch%s, %.1f us on the device%s",
+                      rel_l2, worst.c_str(), max_abs, dispatches, dispatches == 1 ? "" : "es", time.gpu_ns / 1000.0,
                       non_finite ? ", NON-FINITE OUTPUTS" : "");
         return text;
     }
 };
 
-// Random data for every input, weight and param of `prog`, uploaded and mirrored into `host`.
-template <class Program>
-reference::bindings randomize(program<Program>& prog, const verify_options& o = {}) {
-    using P = program<Program>;
+// Random data for every input, weight and state of `prog`, uploaded and mirrored into a host copy; f32 params
+// random too. Indices are not set: they are positions and tokens, which the caller chooses (set_index and
+// host.indices).
+template <class Program, strategy How>
+reference::bindings randomize(program<Program, How>& prog, const verify_options& o = {}) {
+    using P = program<Program, How>;
     std::mt19937 rng(o.seed);
     reference::bindings host;
     auto range_of = [&](std::string_view name) {
@@ -59,7 +62,7 @@ reference::bindings randomize(program<Program>& prog, const verify_options& o = 
     };
     for (int b = 0; b < P::plan.buffer_count; ++b) {
         const auto& s = P::plan.buffers[b];
-        if (s.slot_role == role::output) continue;
+        if (s.slot_role == role::output || s.slot_role == role::table) continue;
         const auto [lo, hi] = range_of(s.name.view());
         std::uniform_real_distribution<float> dist(lo, hi);
         std::vector<float> data(s.elements);
@@ -68,55 +71,106 @@ reference::bindings randomize(program<Program>& prog, const verify_options& o = 
         host.buffers.emplace(std::string(s.name.view()), std::move(data));
     }
     for (int i = 0; i < P::plan.param_count; ++i) {
-        const auto name = P::plan.g[P::plan.params[i]].name.view();
-        const auto [lo, hi] = range_of(name);
+        const auto& n = P::plan.g[P::plan.params[i]];
+        if (n.dtype == dtype_code::u32) continue;
+        const auto [lo, hi] = range_of(n.name.view());
         const float v = std::uniform_real_distribution<float>(lo, hi)(rng);
-        prog.set_param(name, v);
-        host.params.emplace(std::string(name), v);
+        prog.set_param(n.name.view(), v);
+        host.params.emplace(std::string(n.name.view()), v);
     }
     return host;
 }
 
-// Compares device output with the reference: relative L2 and max absolute error; NaN counts as failure.
-inline void compare(verify_report& r) {
+// Adds one result's comparison to the report: relative L2 and max absolute error; NaN counts as failure.
+inline void compare(verify_report& r, const std::string& name, const std::vector<float>& device,
+                    const std::vector<double>& reference) {
     double diff2 = 0, ref2 = 0, max_abs = 0;
-    r.non_finite = 0;
-    for (std::size_t i = 0; i < r.device.size(); ++i) {
-        const double d = r.device[i];
+    std::size_t non_finite = 0;
+    for (std::size_t i = 0; i < device.size() && i < reference.size(); ++i) {
+        const double d = device[i];
         if (!std::isfinite(d)) {
-            ++r.non_finite;
+            ++non_finite;
             continue;
         }
-        const double e = d - r.reference[i];
+        const double e = d - reference[i];
         diff2 += e * e;
-        ref2 += r.reference[i] * r.reference[i];
+        ref2 += reference[i] * reference[i];
         max_abs = std::max(max_abs, std::abs(e));
     }
-    r.max_abs = max_abs;
-    r.rel_l2 = ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2);
-    if (r.non_finite) r.rel_l2 = r.max_abs = std::numeric_limits<double>::quiet_NaN();
+    if (device.size() != reference.size()) non_finite += 1;
+    double rel = ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2);
+    if (non_finite) rel = std::numeric_limits<double>::quiet_NaN();
+    r.non_finite += non_finite;
+    if (r.worst.empty() || std::isnan(rel) || (!std::isnan(r.rel_l2) && rel > r.rel_l2)) {
+        r.rel_l2 = rel;
+        r.worst = name;
+    }
+    r.max_abs = std::isnan(r.max_abs) ? max_abs : std::max(r.max_abs, max_abs);
+    r.device[name] = device;
+    r.reference[name] = reference;
 }
 
-// Runs an already built program on fresh random data, poisoned output first, against Eigen.
-template <class Program>
-verify_report verify(program<Program>& prog, const Program& expression, const verify_options& o = {}) {
-    const reference::bindings host = randomize(prog, o);
+// Runs a built program (its inputs already uploaded and mirrored in `host`), poisoned outputs first, and compares
+// every output and named result with the Eigen evaluation of `expression` on `host`. States persist on both sides,
+// so calling this once per position checks a decoder step by step.
+template <class Program, strategy How>
+verify_report check(program<Program, How>& prog, const Program& expression, reference::bindings& host) {
+    using P = program<Program, How>;
     prog.poison();
     verify_report r;
-    r.dispatches = program<Program>::dispatch_count;
+    r.dispatches = P::dispatch_count;
     r.time = prog.run();
-    const auto& out = program<Program>::plan.buffers[program<Program>::plan.output_buffer];
-    r.device = prog.download(out.name.view());
-    r.reference = reference::evaluate(expression, host);
-    compare(r);
+    host.results.clear();
+    const auto outputs = reference::evaluate(expression, host);
+    for (int b = 0; b < P::plan.buffer_count; ++b) {
+        const auto& s = P::plan.buffers[b];
+        if (s.slot_role != role::output || s.temporary) continue;
+        const std::string name(s.name.view());
+        auto it = host.results.find(name);
+        if (it == host.results.end()) continue;
+        std::vector<float> device;
+        if (s.dtype == dtype_code::u32) {
+            for (std::uint32_t v : prog.download_indices(name)) device.push_back(static_cast<float>(v));
+        } else {
+            device = prog.download(name);
+        }
+        compare(r, name, device, it->second);
+    }
+    (void)outputs;
     return r;
 }
 
-// Builds the program on `ctx` and verifies it.
+// Runs an already built program on fresh random data against Eigen. Indices (positions, tokens) are set to
+// `indices` (default: each 0).
+template <class Program, strategy How>
+verify_report verify(program<Program, How>& prog, const Program& expression, const verify_options& o = {},
+                     const std::map<std::string, std::uint32_t, std::less<>>& indices = {}) {
+    using P = program<Program, How>;
+    reference::bindings host = randomize(prog, o);
+    for (int i = 0; i < P::plan.param_count; ++i) {
+        const auto& n = P::plan.g[P::plan.params[i]];
+        if (n.dtype != dtype_code::u32) continue;
+        auto it = indices.find(n.name.view());
+        const std::uint32_t v = it == indices.end() ? 0u : it->second;
+        prog.set_index(n.name.view(), v);
+        host.indices[std::string(n.name.view())] = v;
+    }
+    return check(prog, expression, host);
+}
+
+// Builds the program on `ctx` (fused) and verifies it.
 template <class Program>
 verify_report verify(context& ctx, const Program& expression, const verify_options& o = {},
                      const program_options& po = {}) {
     program<Program> prog(ctx, po);
+    return verify(prog, expression, o);
+}
+
+// Builds the program on `ctx` with strategy S and verifies it.
+template <class Program, strategy S>
+verify_report verify(context& ctx, const Program& expression, strategy_tag<S>, const verify_options& o = {},
+                     const program_options& po = {}) {
+    program<Program, S> prog(ctx, po);
     return verify(prog, expression, o);
 }
 

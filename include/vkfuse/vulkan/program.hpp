@@ -11,6 +11,8 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -100,29 +102,34 @@ inline std::string role_name(role r) {
     case role::weight: return "weight";
     case role::param: return "param";
     case role::output: return "output";
+    case role::state: return "state";
+    case role::table: return "table";
     }
     return "?";
 }
 
 } // namespace detail
 
-// The runnable form of a program type `Program` (the type of `y = expression`).
-template <class Program>
+// The runnable form of a program type `Program` (the type of `y = expression` or of layer_graph(...)), planned with
+// strategy `How`.
+template <class Program, strategy How = strategy::fused>
 class program {
 public:
-    using info = glsl::compiled<Program>;
+    using info = glsl::compiled<Program, How>;
     static constexpr auto& plan = info::plan;
-    // Dispatches per run: one per kernel.
+    static constexpr strategy how = How;
+    // Dispatches per run: one per kernel, or one for a single-dispatch program.
     static constexpr int dispatch_count = info::kernel_count;
 
     explicit program(context& ctx, program_options options = {})
         : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options)) {
         build_kernels();
         allocate_buffers();
-        params_.assign(static_cast<std::size_t>(plan.param_count), 0.0f);
+        params_.assign(static_cast<std::size_t>(plan.param_count), 0u);
         param_set_.assign(static_cast<std::size_t>(plan.param_count), false);
     }
     program(context& ctx, const Program&, program_options options = {}) : program(ctx, options) {}
+    program(context& ctx, const Program&, strategy_tag<How>, program_options options = {}) : program(ctx, options) {}
 
     program(const program&) = delete;
     program& operator=(const program&) = delete;
@@ -131,38 +138,52 @@ public:
 
     // ---- data in and out -------------------------------------------------------------------------------------
 
-    // Copies f32 data into the buffer of placeholder (or output) `name`; the size must match its shape.
+    // Copies f32 data into buffer `name` (an input, weight, state or output); the size must match its shape.
     void upload(std::string_view name, std::span<const float> data) {
         const int b = slot(name);
+        if (plan.buffers[b].slot_role == role::table)
+            throw usage_error("vkfuse program: '" + std::string(name) + "' is a table vkfuse computes itself.");
         check_size(b, data.size(), "upload");
         bound_[static_cast<std::size_t>(b)]->upload(std::as_bytes(data));
         has_data_[static_cast<std::size_t>(b)] = true;
     }
     void upload(std::string_view name, const std::vector<float>& data) { upload(name, std::span<const float>(data)); }
 
-    // The contents of buffer `name` (an output, usually).
+    // The contents of buffer `name`: an output, a named result, a state. (u32 outputs come back as their bits;
+    // use download_indices.)
     std::vector<float> download(std::string_view name) const {
         const int b = slot(name);
         std::vector<float> out(plan.buffers[b].elements);
         bound_[static_cast<std::size_t>(b)]->download(std::as_writable_bytes(std::span<float>(out)));
         return out;
     }
+    // The contents of a u32 buffer (an argmax output).
+    std::vector<std::uint32_t> download_indices(std::string_view name) const {
+        const int b = slot(name);
+        std::vector<std::uint32_t> out(plan.buffers[b].elements);
+        bound_[static_cast<std::size_t>(b)]->download(std::as_writable_bytes(std::span<std::uint32_t>(out)));
+        return out;
+    }
 
     // Sets runtime scalar `name` (a param<"name"> leaf).
     void set_param(std::string_view name, float value) {
-        for (int i = 0; i < plan.param_count; ++i) {
-            if (plan.g[plan.params[i]].name.view() == name) {
-                params_[static_cast<std::size_t>(i)] = value;
-                param_set_[static_cast<std::size_t>(i)] = true;
-                sequence_.reset();  // push constants are recorded into the command buffer
-                return;
-            }
-        }
-        throw usage_error("vkfuse program: no param named '" + std::string(name) + "'. " + names_text());
+        const int i = param(name, dtype_code::f32);
+        set_raw(i, std::bit_cast<std::uint32_t>(value));
+    }
+    // Sets runtime index `name` (an index<"name"> leaf: a position or a token); it must be inside every table and
+    // cache it indexes.
+    void set_index(std::string_view name, std::uint32_t value) {
+        const int i = param(name, dtype_code::u32);
+        const std::uint32_t limit = plan.param_limit[i];
+        if (limit != 0 && value >= limit)
+            throw usage_error("vkfuse program: index '" + std::string(name) + "' = " + std::to_string(value) +
+                              " is out of range: the tables and caches it indexes hold " + std::to_string(limit) +
+                              " rows.");
+        set_raw(i, value);
     }
 
-    // Uses an existing buffer for `name` (to share weights or chain programs); it must have exactly the size
-    // the placeholder's shape needs and outlive its use here.
+    // Uses an existing buffer for `name` (to share weights or caches between programs); it must have exactly the
+    // size the placeholder's shape needs and outlive its use here.
     void bind(std::string_view name, vulkan::buffer& external) {
         const int b = slot(name);
         if (external.size() != plan.buffers[b].bytes())
@@ -176,7 +197,7 @@ public:
     // The buffer currently used for `name`.
     vulkan::buffer& buffer(std::string_view name) { return *bound_[static_cast<std::size_t>(slot(name))]; }
 
-    // Fills the output and every temporary with NaN, so a kernel that skips an element cannot pass a check.
+    // Fills outputs, named results and temporaries with NaN, so a kernel that skips an element cannot pass a check.
     void poison() {
         for (int b = 0; b < plan.buffer_count; ++b)
             if (plan.buffers[b].slot_role == role::output) bound_[static_cast<std::size_t>(b)]->fill(0x7fc00000u);
@@ -184,13 +205,13 @@ public:
 
     // ---- running ---------------------------------------------------------------------------------------------
 
-    // Runs every kernel in one command buffer (barriers between dispatches), submits and waits.
+    // Runs every dispatch in one command buffer (barriers between them), submits and waits.
     vulkan::timing run() {
         ensure_ready();
         return sequence_->run();
     }
 
-    // Runs every kernel as a submit of its own, waiting for each: the naive baseline of the benchmarks.
+    // Runs every dispatch as a submit of its own, waiting for each: the naive baseline of the benchmarks.
     vulkan::timing run_each_submitted() {
         ensure_ready();
         return sequence_->run_each_submitted();
@@ -200,30 +221,73 @@ public:
 
     const launch_config& launch() const { return launch_; }
     const vulkan::device_info& device() const { return ctx_->device(); }
-    static constexpr std::string_view glsl(int kernel) { return info::sources[static_cast<std::size_t>(kernel)]; }
-    // Invocations per row of kernel k (matvec kernels; elementwise kernels ignore it).
-    std::uint32_t lanes(int k) const { return launch_.lanes_for(plan.kernels[k].items); }
-    // Workgroups dispatched by kernel k on this device.
+    static constexpr std::string_view glsl(int shader) { return info::sources[static_cast<std::size_t>(shader)]; }
+    // Invocations per row of shader k's matvec work.
+    std::uint32_t lanes(int k) const {
+        if (How == strategy::single_dispatch) return launch_.lanes;
+        return plan.kernels[k].kind == plan::kernel_kind::matvec ? launch_.lanes_for(units(k)) : launch_.lanes;
+    }
+    // Workgroups dispatched by shader k on this device.
     std::uint32_t workgroups(int k) const {
+        if (How == strategy::single_dispatch) return 1;
         const auto& kp = plan.kernels[k];
-        const std::uint32_t per_group =
-            kp.kind == plan::kernel_kind::matvec ? launch_.workgroup_size / lanes(k) : launch_.workgroup_size;
-        return (kp.items + per_group - 1) / per_group;
+        std::uint64_t groups = 0;
+        if (kp.kind == plan::kernel_kind::attention) {
+            groups = plan.g[kp.roots[0]].p0;
+        } else {
+            const std::uint32_t per_group =
+                kp.kind == plan::kernel_kind::matvec ? launch_.workgroup_size / lanes(k) : launch_.workgroup_size;
+            groups = (units(k) + per_group - 1) / per_group;
+        }
+        // every body is a grid-stride loop, so fewer groups than units is still correct
+        return static_cast<std::uint32_t>(std::min<std::uint64_t>(groups, ctx_->device().max_workgroup_count[0]));
+    }
+    // Buffers of shader k, in binding order.
+    static std::vector<int> shader_buffers(int k) {
+        std::vector<bool> used(static_cast<std::size_t>(plan.buffer_count), false);
+        const int first = How == strategy::single_dispatch ? 0 : k;
+        const int last = How == strategy::single_dispatch ? plan.kernel_count : k + 1;
+        for (int i = first; i < last; ++i)
+            for (int j = 0; j < plan.kernels[i].buffer_count; ++j)
+                used[static_cast<std::size_t>(plan.kernels[i].buffers[j])] = true;
+        std::vector<int> out;
+        for (int b = 0; b < plan.buffer_count; ++b)
+            if (used[static_cast<std::size_t>(b)]) out.push_back(b);
+        return out;
     }
 
 private:
+    static std::uint32_t units(int k) { return glsl::detail::kernel_view(plan, k).total_units(); }
+
     int slot(std::string_view name) const {
-        for (int b = 0; b < plan.buffer_count; ++b)
-            if (!plan.buffers[b].temporary && plan.buffers[b].name.view() == name) return b;
-        throw usage_error("vkfuse program: no buffer named '" + std::string(name) + "'. " + names_text());
+        const int b = plan.buffer_index(name);
+        if (b < 0) throw usage_error("vkfuse program: no buffer named '" + std::string(name) + "'. " + names_text());
+        return b;
+    }
+
+    int param(std::string_view name, dtype_code want) const {
+        for (int i = 0; i < plan.param_count; ++i) {
+            const auto& n = plan.g[plan.params[i]];
+            if (n.name.view() != name) continue;
+            if (n.dtype != want)
+                throw usage_error("vkfuse program: '" + std::string(name) + "' is " +
+                                  (n.dtype == dtype_code::u32 ? "an index: use set_index" : "a param: use set_param"));
+            return i;
+        }
+        throw usage_error("vkfuse program: no " + std::string(want == dtype_code::u32 ? "index" : "param") +
+                          " named '" + std::string(name) + "'. " + names_text());
+    }
+
+    void set_raw(int i, std::uint32_t bits) {
+        params_[static_cast<std::size_t>(i)] = bits;
+        param_set_[static_cast<std::size_t>(i)] = true;
+        sequence_.reset();  // push constants are recorded into the command buffer
     }
 
     static std::string describe(int b) {
         const auto& s = plan.buffers[b];
-        const auto& n = plan.g[s.node];
-        std::string shape = n.rank == 2 && !s.temporary
-                                ? std::to_string(n.rows) + ", " + std::to_string(n.cols)
-                                : std::to_string(s.elements);
+        const std::string shape = s.cols != 0 ? std::to_string(s.rows) + ", " + std::to_string(s.cols)
+                                              : std::to_string(s.elements);
         return detail::role_name(s.slot_role) + " '" + std::string(s.name.view()) + "' is " +
                std::string(dtype_name(s.dtype)) + "[" + shape + "] = " + std::to_string(s.bytes()) + " bytes";
     }
@@ -231,10 +295,12 @@ private:
     static std::string names_text() {
         std::string text = "The program has:";
         for (int b = 0; b < plan.buffer_count; ++b)
-            if (!plan.buffers[b].temporary) text += " " + detail::role_name(plan.buffers[b].slot_role) + " '" +
-                                                    std::string(plan.buffers[b].name.view()) + "',";
+            if (!plan.buffers[b].temporary)
+                text += " " + detail::role_name(plan.buffers[b].slot_role) + " '" +
+                        std::string(plan.buffers[b].name.view()) + "',";
         for (int i = 0; i < plan.param_count; ++i)
-            text += " param '" + std::string(plan.g[plan.params[i]].name.view()) + "',";
+            text += std::string(plan.g[plan.params[i]].dtype == dtype_code::u32 ? " index '" : " param '") +
+                    std::string(plan.g[plan.params[i]].name.view()) + "',";
         text.back() = '.';
         return text;
     }
@@ -247,15 +313,26 @@ private:
     }
 
     void build_kernels() {
-        kernels_.reserve(static_cast<std::size_t>(dispatch_count));
-        for (int k = 0; k < dispatch_count; ++k) {
-            labels_.push_back("kernel " + std::to_string(k + 1) + " of " + std::to_string(dispatch_count));
+        if (How == strategy::single_dispatch) {
+            std::uint32_t widest_head = 0;
+            for (int k = 0; k < plan.kernel_count; ++k)
+                if (plan.kernels[k].kind == plan::kernel_kind::attention)
+                    widest_head = std::max(widest_head, plan.g[plan.kernels[k].roots[0]].p2);
+            check_head_dim(widest_head);
+        } else {
+            for (int k = 0; k < plan.kernel_count; ++k)
+                if (plan.kernels[k].kind == plan::kernel_kind::attention)
+                    check_head_dim(plan.g[plan.kernels[k].roots[0]].p2);
         }
+        kernels_.reserve(static_cast<std::size_t>(dispatch_count));
+        for (int k = 0; k < dispatch_count; ++k)
+            labels_.push_back(std::string(strategy_name(How)) + " shader " + std::to_string(k + 1) + " of " +
+                              std::to_string(dispatch_count));
         for (int k = 0; k < dispatch_count; ++k) {
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(k)];
             spec.glsl = info::sources[static_cast<std::size_t>(k)];
-            spec.binding_count = static_cast<std::uint32_t>(plan.kernels[k].binding_count());
+            spec.binding_count = static_cast<std::uint32_t>(shader_buffers(k).size());
             spec.push_constant_bytes = plan.push_constant_bytes();
             spec.workgroup_size = launch_.workgroup_size;
             spec.lanes = lanes(k);
@@ -264,11 +341,35 @@ private:
         }
     }
 
+    void check_head_dim(std::uint32_t head_dim) const {
+        if (head_dim > launch_.workgroup_size)
+            throw usage_error("vkfuse program: attention with head_dim " + std::to_string(head_dim) +
+                              " needs a workgroup of at least that many invocations; this one has " +
+                              std::to_string(launch_.workgroup_size) + ".");
+    }
+
     void allocate_buffers() {
         owned_.reserve(static_cast<std::size_t>(plan.buffer_count));
         for (int b = 0; b < plan.buffer_count; ++b) owned_.emplace_back(*ctx_, plan.buffers[b].bytes());
         for (auto& o : owned_) bound_.push_back(&o);
         has_data_.assign(owned_.size(), false);
+        for (int b = 0; b < plan.buffer_count; ++b)
+            if (plan.buffers[b].slot_role == role::table) fill_table(b);
+    }
+
+    // A rope table: row p holds cos(p * theta^(-2j/d)) for j < d/2, then the sines, computed in double.
+    void fill_table(int b) {
+        const auto& n = plan.g[plan.buffers[b].node];
+        const std::uint32_t d = n.p0;
+        std::vector<float> table(static_cast<std::size_t>(n.rows) * d);
+        for (std::uint32_t pos = 0; pos < n.rows; ++pos)
+            for (std::uint32_t j = 0; j < d / 2; ++j) {
+                const double angle = pos * std::pow(static_cast<double>(n.value), -2.0 * j / d);
+                table[static_cast<std::size_t>(pos) * d + j] = static_cast<float>(std::cos(angle));
+                table[static_cast<std::size_t>(pos) * d + d / 2 + j] = static_cast<float>(std::sin(angle));
+            }
+        owned_[static_cast<std::size_t>(b)].upload(std::as_bytes(std::span<const float>(table)));
+        has_data_[static_cast<std::size_t>(b)] = true;
     }
 
     void ensure_ready() {
@@ -280,8 +381,11 @@ private:
         }
         for (int i = 0; i < plan.param_count; ++i)
             if (!param_set_[static_cast<std::size_t>(i)])
-                throw usage_error("vkfuse program: param '" + std::string(plan.g[plan.params[i]].name.view()) +
-                                  "' was never set; call set_param before run().");
+                throw usage_error("vkfuse program: " +
+                                  std::string(plan.g[plan.params[i]].dtype == dtype_code::u32 ? "index '" : "param '") +
+                                  std::string(plan.g[plan.params[i]].name.view()) + "' was never set; call " +
+                                  (plan.g[plan.params[i]].dtype == dtype_code::u32 ? "set_index" : "set_param") +
+                                  " before run().");
         if (sequence_) return;
         std::vector<std::byte> push(plan.push_constant_bytes());
         if (!push.empty()) std::memcpy(push.data(), params_.data(), push.size());
@@ -289,8 +393,7 @@ private:
         for (int k = 0; k < dispatch_count; ++k) {
             vulkan::dispatch d;
             d.k = &kernels_[static_cast<std::size_t>(k)];
-            for (int i = 0; i < plan.kernels[k].binding_count(); ++i)
-                d.buffers.push_back(bound_[static_cast<std::size_t>(plan.kernels[k].binding(i))]);
+            for (int b : shader_buffers(k)) d.buffers.push_back(bound_[static_cast<std::size_t>(b)]);
             d.groups = {workgroups(k), 1, 1};
             d.push_constants = push;
             dispatches.push_back(std::move(d));
@@ -305,15 +408,20 @@ private:
     std::vector<vulkan::buffer> owned_;
     std::vector<vulkan::buffer*> bound_;
     std::vector<bool> has_data_;
-    std::vector<float> params_;
+    std::vector<std::uint32_t> params_;  // push-constant words: f32 bits or u32
     std::vector<bool> param_set_;
     std::unique_ptr<vulkan::sequence> sequence_;
 };
 
-// Deduces the program type from the expression: `vkfuse::program prog(ctx, y = x + w * x);`
+// Deduces the program type from the expression: `vkfuse::program prog(ctx, y = x + w * x);`, and the strategy from
+// a tag: `vkfuse::program prog(ctx, layer, vkfuse::per_op);`
 template <class Program>
 program(context&, const Program&) -> program<Program>;
 template <class Program>
 program(context&, const Program&, program_options) -> program<Program>;
+template <class Program, strategy S>
+program(context&, const Program&, strategy_tag<S>) -> program<Program, S>;
+template <class Program, strategy S>
+program(context&, const Program&, strategy_tag<S>, program_options) -> program<Program, S>;
 
 } // namespace vkfuse
