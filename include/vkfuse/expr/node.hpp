@@ -245,9 +245,9 @@ using weight = expr::placeholder<role::weight, Name, f32, shape<Dims...>>;
 // A runtime f32 scalar (a push constant): param<"alpha">
 template <fixed_string Name>
 using param = expr::placeholder<role::param, Name, f32, scalar_shape>;
-// A runtime index (a u32 push constant): a token id or a position.  index<"pos">
+// A runtime u32 (a push constant): a position or a token id.  uint_param<"pos">
 template <fixed_string Name>
-using index = expr::placeholder<role::param, Name, u32, scalar_shape>;
+using uint_param = expr::placeholder<role::param, Name, u32, scalar_shape>;
 // Persistent state updated in place, e.g. a KV cache of T positions of W values: state<"k_cache", T, W>
 template <fixed_string Name, std::size_t... Dims>
 using state = expr::placeholder<role::state, Name, f32, shape<Dims...>>;

@@ -39,7 +39,7 @@ constexpr bool check_unary() {
         return false;
     } else if constexpr (std::is_same_v<typename A::dtype, u32>) {
         static_assert(dependent_false<A>,
-                      "vkfuse elementwise op: a u32 index (index<\"...\">) is only an operand of rope, append, "
+                      "vkfuse elementwise op: a u32 index (uint_param<\"...\">) is only an operand of rope, append, "
                       "attention and embedding");
         return false;
     } else if constexpr (is_matrix<A>) {
@@ -245,20 +245,20 @@ template <expr::expression A> constexpr auto reduce_max(A a) { return expr::deta
 
 // Names a result: `named<"q">(wq * n + bq)`. See expr::named_value.
 template <fixed_string Name, expression A>
-constexpr auto named(A a) {
+constexpr auto named(A) {
     static_assert(detail::valid_identifier(Name),
                   "vkfuse named<\"...\">: a name must be 1-31 letters, digits or '_', start with a letter or '_', "
                   "and contain no \"__\"");
     if constexpr (std::is_same_v<A, invalid>)
         return invalid{};
     else
-        return named_value<Name, A>{a};
+        return named_value<Name, A>{};
 }
 
 // Rotary position embedding (rotate-half layout) of x, a vector of whole heads of HeadDim, at position `pos`.
 // Positions must stay below MaxPos, the length of the cos/sin table.
 template <std::size_t HeadDim, float Theta, std::size_t MaxPos = 4096, expression X, expression Pos>
-constexpr auto rope(X x, Pos pos) {
+constexpr auto rope(X, Pos) {
     if constexpr (std::is_same_v<X, invalid>) {
         return invalid{};
     } else if constexpr (!(X::shape::rank == 1 && std::is_same_v<typename X::dtype, f32>)) {
@@ -269,7 +269,7 @@ constexpr auto rope(X x, Pos pos) {
                       "vkfuse rope: HeadDim must be even and divide the length of x (x holds whole heads)");
         return invalid{};
     } else if constexpr (!detail::is_index<Pos>) {
-        static_assert(detail::dependent_false<Pos>, "vkfuse rope: the position must be an index<\"...\">");
+        static_assert(detail::dependent_false<Pos>, "vkfuse rope: the position must be an uint_param<\"...\">");
         return invalid{};
     } else {
         static_assert(Theta > 1.0f, "vkfuse rope: Theta (rope_theta) must be greater than 1");
@@ -291,7 +291,7 @@ constexpr auto append(S, X, Pos) {
                       "vkfuse append(cache, x, pos): x must be a vector of the cache's row width W");
         return invalid{};
     } else if constexpr (!detail::is_index<Pos>) {
-        static_assert(detail::dependent_false<Pos>, "vkfuse append: the position must be an index<\"...\">");
+        static_assert(detail::dependent_false<Pos>, "vkfuse append: the position must be an uint_param<\"...\">");
         return invalid{};
     } else {
         return cache_write<S, X, Pos>{};
@@ -319,7 +319,7 @@ constexpr auto attention(Q, K, V, Pos) {
                       "vkfuse attention: the caches' row width must be KV * head_dim, head_dim = len(q) / H");
         return invalid{};
     } else if constexpr (!detail::is_index<Pos>) {
-        static_assert(detail::dependent_false<Pos>, "vkfuse attention: the position must be an index<\"...\">");
+        static_assert(detail::dependent_false<Pos>, "vkfuse attention: the position must be an uint_param<\"...\">");
         return invalid{};
     } else {
         return decode_attention<H, KV, Q, K, V, Pos>{};
@@ -333,7 +333,7 @@ constexpr auto embedding(E, Token) {
         static_assert(detail::dependent_false<E>, "vkfuse embedding(table, token): the table must be a weight matrix");
         return invalid{};
     } else if constexpr (!detail::is_index<Token>) {
-        static_assert(detail::dependent_false<Token>, "vkfuse embedding: the token must be an index<\"...\">");
+        static_assert(detail::dependent_false<Token>, "vkfuse embedding: the token must be an uint_param<\"...\">");
         return invalid{};
     } else {
         return row_lookup<E, Token>{};

@@ -562,7 +562,7 @@ constexpr void emit_scalars(T& t, const kernel_view<Cap>& kv) {
     for (int r = 0; r < kv.size(); ++r) {
         const node& x = kv[r];
         if (!kv.nodes[r] || x.rank != 0 || x.kind == node_kind::constant) continue;
-        if (x.kind != node_kind::reduce) {
+        if (x.kind != node_kind::reduce || kv.reads_memory(r)) {
             emit_statement(t, kv, r, 2, site{});
             continue;
         }
@@ -665,7 +665,7 @@ constexpr void emit_segment_epilogue(T& t, const kernel_view<Cap>& kv, int r, in
 template <class T, std::size_t Cap>
 constexpr void emit_segment_test(T& t, const kernel_view<Cap>& kv, int r, std::string_view unit) {
     const std::uint32_t first = kv.first_unit(r), count = kv.units(kv.k.roots[r]);
-    if (kv.k.root_count == 1) {
+    if (first == 0) {
         t << "if (" << unit << " < " << first + count << "u) {";
     } else {
         t << "if (" << unit << " >= " << first << "u && " << unit << " < " << first + count << "u) {";

@@ -111,7 +111,7 @@ inline void compare(verify_report& r, const std::string& name, const std::vector
 }
 
 // Runs a built program (its inputs already uploaded and mirrored in `host`), poisoned outputs first, and compares
-// every output and named result with the Eigen evaluation of `expression` on `host`. States persist on both sides,
+// every output, named result and state with the Eigen evaluation of `expression` on `host`. States persist on both sides,
 // so calling this once per position checks a decoder step by step.
 template <class Program, strategy How>
 verify_report check(program<Program, How>& prog, const Program& expression, reference::bindings& host) {
@@ -137,6 +137,14 @@ verify_report check(program<Program, How>& prog, const Program& expression, refe
         compare(r, name, device, it->second);
     }
     (void)outputs;
+    // states (KV caches) after the appends
+    for (int b = 0; b < P::plan.buffer_count; ++b) {
+        const auto& s = P::plan.buffers[b];
+        if (s.slot_role != role::state) continue;
+        const std::string name(s.name.view());
+        const auto& host_state = host.buffers.find(name)->second;
+        compare(r, name, prog.download(name), std::vector<double>(host_state.begin(), host_state.end()));
+    }
     return r;
 }
 

@@ -170,7 +170,7 @@ public:
         const int i = param(name, dtype_code::f32);
         set_raw(i, std::bit_cast<std::uint32_t>(value));
     }
-    // Sets runtime index `name` (an index<"name"> leaf: a position or a token); it must be inside every table and
+    // Sets runtime index `name` (a uint_param<"name"> leaf: a position or a token); it must be inside every table and
     // cache it indexes.
     void set_index(std::string_view name, std::uint32_t value) {
         const int i = param(name, dtype_code::u32);
