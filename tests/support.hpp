@@ -4,7 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <vkfuse/vkfuse.hpp>
@@ -36,6 +41,48 @@ void check_program(const Program& program, vkfuse::verify_options options = {}, 
         CHECK(!r.device.empty());
     }
     check_validation_clean();
+}
+
+} // namespace vkfuse_test
+
+namespace vkfuse_test {
+
+// Runs `program` under strategy S for each position in `positions` (the index "pos"), states persisting on the
+// device and in the reference, checking every output, named result and state at every step. Returns the device's
+// outputs of the last step, so strategies can be compared with each other.
+template <vkfuse::strategy S, class Program>
+std::map<std::string, std::vector<float>, std::less<>> check_steps(const Program& program,
+                                                                   const vkfuse::verify_options& options,
+                                                                   std::initializer_list<std::uint32_t> positions,
+                                                                   double tolerance = 1e-5) {
+    vkfuse::program<std::remove_cvref_t<Program>, S> prog(context());
+    vkfuse::reference::bindings host = vkfuse::randomize(prog, options);
+    std::map<std::string, std::vector<float>, std::less<>> last;
+    for (const std::uint32_t pos : positions) {
+        prog.set_index("pos", pos);
+        host.indices["pos"] = pos;
+        const vkfuse::verify_report r = vkfuse::check(prog, program, host);
+        INFO(vkfuse::strategy_name(S) << " at position " << pos << ": " << r.summary());
+        CHECK(r.ok(tolerance));
+        last = r.device;
+    }
+    check_validation_clean();
+    return last;
+}
+
+// Relative L2 distance of two result sets (every result both have).
+inline double distance(const std::map<std::string, std::vector<float>, std::less<>>& a,
+                       const std::map<std::string, std::vector<float>, std::less<>>& b) {
+    double diff = 0, norm = 0;
+    for (const auto& [name, va] : a) {
+        auto it = b.find(name);
+        if (it == b.end() || it->second.size() != va.size()) return 1.0;
+        for (std::size_t i = 0; i < va.size(); ++i) {
+            diff += (double(va[i]) - it->second[i]) * (double(va[i]) - it->second[i]);
+            norm += double(va[i]) * va[i];
+        }
+    }
+    return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
 } // namespace vkfuse_test

@@ -227,7 +227,7 @@ template <expr::expression A> constexpr auto gelu_erf(A a) { return expr::detail
 
 // the index of the largest element (the first one, on ties), a u32
 template <expr::expression A>
-constexpr auto argmax(A a) {
+constexpr auto argmax(A) {
     if constexpr (detail::check_reduce<A>())
         return reduce<op::argmax, A>{};
     else

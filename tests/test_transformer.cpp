@@ -1,0 +1,153 @@
+// Transformer ops and whole decoder layers against the Eigen reference, under every strategy.
+#include "support.hpp"
+
+#include "../examples/decoder_layer.hpp"
+
+using namespace vkfuse;
+using vkfuse_test::check_program;
+using vkfuse_test::check_steps;
+
+namespace {
+
+// Weights of a trained model's scale, activations O(1), caches O(1).
+verify_options layer_ranges() {
+    verify_options o;
+    o.low = -0.05f;
+    o.high = 0.05f;
+    for (const char* name : {"x", "k_cache", "v_cache"}) o.ranges[name] = {-1.0f, 1.0f};
+    for (const char* name : {"attn_norm", "ffn_norm", "w", "g"}) o.ranges[name] = {0.5f, 1.5f};
+    return o;
+}
+
+template <std::size_t N>
+struct size_c {
+    static constexpr std::size_t value = N;
+};
+
+} // namespace
+
+TEST_CASE_TEMPLATE("norms, softmax, SwiGLU, GELU forms and linear match Eigen", S, size_c<7>, size_c<257>,
+                   size_c<896>) {
+    constexpr std::size_t n = S::value;
+    constexpr input<"x", n> x;
+    constexpr input<"u", n> u;
+    constexpr weight<"w", n> w;
+    constexpr weight<"b", n> b;
+    constexpr weight<"m", 33, n> m;
+    constexpr weight<"mb", 33> mb;
+    constexpr output<"y", n> y;
+    constexpr output<"z", 33> z;
+    verify_options o;
+    o.ranges["w"] = {0.5f, 1.5f};
+    check_program(y = rmsnorm<1e-6f>(x, w), o);
+    check_program(y = layernorm<1e-5f>(x, w, b), o);
+    check_program(y = softmax(x * c<4.0f>));
+    check_program(y = swiglu(x * c<4.0f>, u));
+    check_program(y = gelu_erf(x * c<3.0f>));
+    check_program(y = gelu(x * c<3.0f>));
+    check_program(z = linear(m, x, mb));
+    check_program(z = gelu_erf(linear(m, rmsnorm<1e-6f>(x, w), mb)), o);  // fused prologue and epilogue
+}
+
+TEST_CASE("rope in Hugging Face's rotate-half layout, at several positions and head sizes") {
+    constexpr uint_param<"pos"> pos;
+    constexpr input<"x", 3 * 64> x;
+    constexpr input<"s", 5 * 6> s;
+    constexpr output<"y", 3 * 64> y;
+    constexpr output<"t", 5 * 6> t;
+    for (std::uint32_t p : {0u, 1u, 17u, 1023u}) {
+        INFO("position " << p);
+        program prog(vkfuse_test::context(), y = rope<64, 1e6f, 1024>(x, pos));
+        const auto r = verify(prog, y = rope<64, 1e6f, 1024>(x, pos), {}, {{"pos", p}});
+        CHECK(r.ok());
+        program small(vkfuse_test::context(), t = rope<6, 10000.0f, 1024>(s, pos));
+        CHECK(verify(small, t = rope<6, 10000.0f, 1024>(s, pos), {}, {{"pos", p}}).ok());
+    }
+    // A position outside the table is refused before anything runs.
+    program prog(vkfuse_test::context(), y = rope<64, 1e6f, 1024>(x, pos));
+    CHECK_THROWS_AS(prog.set_index("pos", 1024), vkfuse::usage_error);
+    vkfuse_test::check_validation_clean();
+}
+
+TEST_CASE("rope fused into a matvec epilogue computes rows in pairs") {
+    constexpr uint_param<"pos"> pos;
+    constexpr input<"x", 129> x;
+    constexpr weight<"w", 4 * 16, 129> w;
+    constexpr weight<"b", 4 * 16> b;
+    constexpr output<"q", 4 * 16> q;
+    constexpr auto program = (q = rope<16, 10000.0f, 64>(w * x + b, pos));
+    static_assert(glsl::kernel_count<decltype(program)> == 1);
+    static_assert(glsl::source<decltype(program)>.find("i1 = i0 + 8u") != std::string_view::npos);
+    check_steps<strategy::fused>(program, {}, {0, 5, 63});
+    check_steps<strategy::per_op>(program, {}, {0, 5, 63});
+}
+
+TEST_CASE("KV-cache append and single-token attention: multi-head and grouped-query") {
+    constexpr uint_param<"pos"> pos;
+    // MHA: 3 heads of 16; GQA: 6 query heads over 2 KV heads of 8; 5 query heads over 1 KV head of 6 (MQA)
+    {
+        constexpr input<"q", 48> q;
+        constexpr input<"k", 48> k;
+        constexpr input<"v", 48> v;
+        constexpr state<"k_cache", 20, 48> kc;
+        constexpr state<"v_cache", 20, 48> vc;
+        constexpr output<"y", 48> y;
+        constexpr auto program = (y = attention<3, 3>(q, append(kc, k, pos), append(vc, v, pos), pos));
+        check_steps<strategy::fused>(program, {}, {0, 1, 2, 19});
+    }
+    {
+        constexpr input<"q", 48> q;
+        constexpr input<"k", 16> k;
+        constexpr input<"v", 16> v;
+        constexpr state<"k_cache", 300, 16> kc;
+        constexpr state<"v_cache", 300, 16> vc;
+        constexpr output<"y", 48> y;
+        constexpr auto program = (y = attention<6, 2>(q, append(kc, k, pos), append(vc, v, pos), pos));
+        // positions past one workgroup's block of 256 exercise the online softmax across blocks
+        check_steps<strategy::fused>(program, {}, {0, 7, 255, 256, 299});
+        check_steps<strategy::single_dispatch>(program, {}, {3, 299});
+    }
+    {
+        constexpr input<"q", 30> q;
+        constexpr state<"k_cache", 9, 6> kc;
+        constexpr state<"v_cache", 9, 6> vc;
+        constexpr output<"y", 30> y;
+        constexpr auto program = (y = attention<5, 1>(q, kc, vc, pos));  // reads caches without appending
+        check_steps<strategy::fused>(program, {}, {0, 4, 8});
+    }
+}
+
+TEST_CASE("embedding lookup and argmax over a vocabulary") {
+    constexpr uint_param<"pos"> token;  // named pos so check_steps can drive it
+    constexpr weight<"embed", 1001, 96> embed;
+    constexpr weight<"lm_head", 1001, 96> lm_head;
+    constexpr output<"x", 96> x;
+    constexpr output_of<"next", u32> next;
+    check_steps<strategy::fused>(x = embedding(embed, token) * c<2.0f>, {}, {0, 500, 1000});
+    // greedy decoding's last step: logits of the whole vocabulary, then their argmax
+    constexpr auto head = layer_graph(next = argmax(lm_head * embedding(embed, token)));
+    static_assert(glsl::kernel_count<decltype(head)> == 2);
+    check_steps<strategy::fused>(head, {}, {3, 999});
+    check_steps<strategy::per_op>(head, {}, {3});
+}
+
+TEST_CASE("the Qwen2.5-0.5B decoder layer: 31, 5 and 1 dispatches that agree with Eigen and each other") {
+    using layer = examples::decoder_layer::qwen25_05b;
+    static_assert(glsl::kernel_count<layer::program_type, strategy::per_op> == 31);
+    static_assert(glsl::kernel_count<layer::program_type, strategy::fused> == 5);
+    static_assert(glsl::kernel_count<layer::program_type, strategy::single_dispatch> == 1);
+    const auto a = check_steps<strategy::per_op>(layer::program, layer_ranges(), {0, 1, 2, 9});
+    const auto b = check_steps<strategy::fused>(layer::program, layer_ranges(), {0, 1, 2, 9});
+    const auto c = check_steps<strategy::single_dispatch>(layer::program, layer_ranges(), {0, 1, 2, 9});
+    CHECK(vkfuse_test::distance(a, b) < 1e-5);
+    CHECK(vkfuse_test::distance(b, c) < 1e-5);
+}
+
+TEST_CASE("a decoder layer at odd sizes: D 257, 6 query heads over 2 KV heads of 10, FFN 1001") {
+    using layer = examples::decoder_layer::decoder<257, 6, 2, 10, 1001, 40, 10000.0f, 1e-5f>;
+    const auto a = check_steps<strategy::per_op>(layer::program, layer_ranges(), {0, 3, 39});
+    const auto b = check_steps<strategy::fused>(layer::program, layer_ranges(), {0, 3, 39});
+    const auto c = check_steps<strategy::single_dispatch>(layer::program, layer_ranges(), {0, 3, 39});
+    CHECK(vkfuse_test::distance(a, b) < 1e-5);
+    CHECK(vkfuse_test::distance(b, c) < 1e-5);
+}
