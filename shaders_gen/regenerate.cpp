@@ -1,5 +1,5 @@
 // shaders_gen/regenerate.cpp — writes the GLSL of every example program into a folder, one file per kernel:
-// <example>.<kernel number>.comp. The committed copies in shaders_gen/ are golden files: the `golden_glsl` test
+// <example>[.<strategy>].<kernel number>.comp (fused unless a strategy is named). The committed copies in shaders_gen/ are golden files: the `golden_glsl` test
 // regenerates them and compares byte for byte, so any change to generated code shows up in review as a diff.
 //
 //     vkfuse_regenerate_shaders <output folder>        (or: cmake --build build --target regenerate_shaders)
@@ -10,13 +10,14 @@
 #include <string_view>
 
 #include "../examples/custom_layer.hpp"
+#include "../examples/decoder_layer.hpp"
 #include "../examples/fused_ffn.hpp"
 
 namespace {
 
-template <class Program>
+template <class Program, vkfuse::strategy How = vkfuse::strategy::fused>
 bool write_program(const std::filesystem::path& folder, std::string_view name) {
-    using info = vkfuse::glsl::compiled<Program>;
+    using info = vkfuse::glsl::compiled<Program, How>;
     for (int k = 0; k < info::kernel_count; ++k) {
         const auto path = folder / (std::string(name) + "." + std::to_string(k + 1) + ".comp");
         std::ofstream out(path, std::ios::binary);
@@ -39,7 +40,10 @@ int main(int argc, char** argv) {
     }
     const std::filesystem::path folder = argv[1];
     std::filesystem::create_directories(folder);
+    using decoder = examples::decoder_layer::qwen25_05b::program_type;
     const bool ok = write_program<examples::fused_ffn::layer_type>(folder, "fused_ffn") &&
-                    write_program<examples::custom_layer::layer_type>(folder, "custom_layer");
+                    write_program<examples::custom_layer::layer_type>(folder, "custom_layer") &&
+                    write_program<decoder>(folder, "decoder_layer.fused") &&
+                    write_program<decoder, vkfuse::strategy::single_dispatch>(folder, "decoder_layer.single_dispatch");
     return ok ? 0 : 1;
 }
