@@ -65,7 +65,7 @@ float vkf_workgroup_max(float v) {
 }
 
 void main() {
-    {  // attention: attn[14]
+    {  // attention: attn[896]
         uint v14 = params.p_pos;
         const uint tid = gl_LocalInvocationID.x;
         for (uint head = gl_WorkGroupID.x; head < 14u; head += gl_NumWorkGroups.x) {

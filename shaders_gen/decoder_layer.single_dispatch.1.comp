@@ -231,7 +231,7 @@ void main() {
     }
     memoryBarrierBuffer();
     barrier();  // the next phase reads what this one wrote
-    {  // attention: attn[14]
+    {  // attention: attn[896]
         uint v14 = params.p_pos;
         const uint tid = gl_LocalInvocationID.x;
         for (uint head = gl_WorkGroupID.x; head < 14u; head += gl_NumWorkGroups.x) {

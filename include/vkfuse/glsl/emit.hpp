@@ -67,7 +67,7 @@ struct kernel_view {
     constexpr int stored(int root) const { return p.g[root].kind == node_kind::append ? p.g[root].b : root; }
     constexpr std::uint32_t length(int root) const {
         const node& x = p.g[root];
-        return x.kind == node_kind::append ? x.cols : x.kind == node_kind::attention ? x.p0 : x.elements();
+        return x.kind == node_kind::append ? x.cols : x.elements();
     }
     // The head dim of the rope evaluated in root's segment (0: none), which then works on row pairs.
     constexpr std::uint32_t pair_dim(int root) const {
@@ -492,9 +492,9 @@ constexpr void emit_helpers(T& t, const plan::program_plan<Cap>& p, phase_range 
         t << '\n';
     }
     if (h & helper_gelu_erf) {
-        // erf by Abramowitz & Stegun 7.1.26 is only good to 1.5e-7 absolute, too coarse relative to small values;
-        // this uses erf(x) = sign(x) (1 - erfc(|x|)) for |x| >= 0.5 with a continued-fraction-free rational
-        // approximation, and the Taylor series below 0.5, both accurate to a few f32 ulps.
+        // GLSL has no erf. A single fit for all x loses relative accuracy near 0, where gelu_erf's value is small,
+        // so: the Taylor series below |x| = 0.5 (truncation < 1e-8 relative), and above it 1 - erfc(|x|) with the
+        // exponential-of-polynomial fit of erfc (fractional error < 1.2e-7).
         for (std::string_view type : {"float", "vec4"}) {
             t << type << " vkf_erf(" << type << " x) {\n"
               << "    " << type << " a = abs(x);\n"
