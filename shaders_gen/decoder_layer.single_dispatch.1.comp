@@ -34,12 +34,12 @@ layout(set = 0, binding = 14, std430) readonly restrict buffer Binding14 { float
 layout(set = 0, binding = 15, std430) readonly restrict buffer Binding15v4 { vec4 p_w_up_v4[]; };
 layout(set = 0, binding = 15, std430) readonly restrict buffer Binding15 { float p_w_up[]; };  // weight w_up: f32[4864, 896]
 layout(set = 0, binding = 16, std430) coherent restrict buffer Binding16 { float p_q[]; };  // named result q: f32[896]
-layout(set = 0, binding = 17, std430) readonly restrict buffer Binding17v4 { vec4 p_attn_v4[]; };
+layout(set = 0, binding = 17, std430) coherent readonly buffer Binding17v4 { vec4 p_attn_v4[]; };
 layout(set = 0, binding = 17, std430) coherent restrict buffer Binding17 { float p_attn[]; };  // named result attn: f32[896]
-layout(set = 0, binding = 18, std430) readonly restrict buffer Binding18v4 { vec4 p_h_v4[]; };
+layout(set = 0, binding = 18, std430) coherent readonly buffer Binding18v4 { vec4 p_h_v4[]; };
 layout(set = 0, binding = 18, std430) coherent restrict buffer Binding18 { float p_h[]; };  // named result h: f32[896]
 layout(set = 0, binding = 19, std430) coherent restrict buffer Binding19 { float p_y[]; };  // output y: f32[896]
-layout(set = 0, binding = 20, std430) readonly restrict buffer Binding20v4 { vec4 t46_v4[]; };
+layout(set = 0, binding = 20, std430) coherent readonly buffer Binding20v4 { vec4 t46_v4[]; };
 layout(set = 0, binding = 20, std430) coherent restrict buffer Binding20 { float t46[]; };  // temporary: f32[4864]
 
 layout(push_constant) uniform Params {

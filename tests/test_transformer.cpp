@@ -151,3 +151,29 @@ TEST_CASE("a decoder layer at odd sizes: D 257, 6 query heads over 2 KV heads of
     CHECK(vkfuse_test::distance(a, b) < 1e-5);
     CHECK(vkfuse_test::distance(b, c) < 1e-5);
 }
+
+TEST_CASE("buffers are packed into one binding when a kernel needs more than the device allows") {
+    using layer = examples::decoder_layer::decoder<257, 6, 2, 10, 1001, 40, 10000.0f, 1e-5f>;
+    // The Vulkan minimum is 4 storage buffers per stage; the first kernel of this layer uses 12.
+    program<layer::program_type> prog(vkfuse_test::context(), program_options{.max_bindings = 4});
+    CHECK(prog.packed());
+    CHECK(prog.glsl(0).find("vkf_arena") != std::string_view::npos);
+    vulkan::buffer outside(vkfuse_test::context(), 257 * 4);
+    CHECK_THROWS_AS(prog.bind("x", outside), vkfuse::usage_error);
+    reference::bindings host = randomize(prog, layer_ranges());
+    for (std::uint32_t pos : {0u, 5u, 39u}) {
+        prog.set_index("pos", pos);
+        host.indices["pos"] = pos;
+        const auto r = check(prog, layer::program, host);
+        INFO("position " << pos << ": " << r.summary());
+        CHECK(r.ok());
+    }
+    // single_dispatch packed too: one binding for the whole layer
+    program<layer::program_type, strategy::single_dispatch> single(vkfuse_test::context(),
+                                                                    program_options{.pack_buffers = true});
+    reference::bindings host2 = randomize(single, layer_ranges());
+    single.set_index("pos", 7);
+    host2.indices["pos"] = 7;
+    CHECK(check(single, layer::program, host2).ok());
+    vkfuse_test::check_validation_clean();
+}

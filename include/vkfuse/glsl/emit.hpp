@@ -49,10 +49,11 @@ struct kernel_view {
     const plan::program_plan<Cap>& p;
     const plan::kernel_plan<Cap>& k;
     int index;
+    bool packed;           // every buffer is a range of one binding, vkf_arena
     bool nodes[Cap] = {};  // what the kernel evaluates or reads, over all its roots
 
-    constexpr kernel_view(const plan::program_plan<Cap>& plan_, int kernel_index)
-        : p(plan_), k(plan_.kernels[kernel_index]), index(kernel_index) {
+    constexpr kernel_view(const plan::program_plan<Cap>& plan_, int kernel_index, bool packed_ = false)
+        : p(plan_), k(plan_.kernels[kernel_index]), index(kernel_index), packed(packed_) {
         for (int r = 0; r < k.root_count; ++r) plan::detail::mark_nodes(p, k.roots[r], nodes);
     }
     constexpr const node& operator[](int n) const { return p.g[n]; }
@@ -150,6 +151,24 @@ constexpr void node_buffer(T& t, const plan::program_plan<Cap>& p, int n) {
     buffer_name(t, p, p.buffer_of_node[n]);
 }
 
+// Opens an element access of buffer b — `name[` or `name_v4[` — or, packed, `vkf_arena[<offset>u + `; the caller
+// writes the index and the closing bracket.
+template <class T, std::size_t Cap>
+constexpr void open_access(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
+    if (kv.packed) {
+        t << (v4 ? "vkf_arena_v4[" : "vkf_arena[") << (v4 ? kv.p.arena_offset[b] / 4 : kv.p.arena_offset[b])
+          << "u + ";
+    } else {
+        buffer_name(t, kv.p, b);
+        t << (v4 ? "_v4[" : "[");
+    }
+}
+
+template <class T, std::size_t Cap>
+constexpr void open_node_access(T& t, const kernel_view<Cap>& kv, int n, bool v4) {
+    open_access(t, kv, kv.p.buffer_of_node[n], v4);
+}
+
 // Where a statement is emitted: which row variant (paired rows: 0 the first half of a head, 1 the second; -1 none),
 // the index variable, how many elements at once (1, or 4 in a vectorised matvec loop), and the segment (for the
 // names of matvec row sums).
@@ -205,18 +224,17 @@ constexpr void unary_call(T& t, op o) {
 // through the buffer's vec4 view, and scalars broadcast, which GLSL's operators and built-ins do by themselves.
 template <class T, std::size_t Cap>
 constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int indent, const site& s) {
-    const auto& p = kv.p;
     const node& x = kv[n];
     const bool index = x.kind == node_kind::leaf && x.dtype == dtype_code::u32;
     t.repeat("    ", indent) << (index ? "uint " : s.width == 4 && x.rank != 0 ? "vec4 " : "float ");
     ref(t, kv, n, s);
     t << " = ";
     if (kv.reads_memory(n)) {
-        node_buffer(t, p, n);
+        open_node_access(t, kv, n, s.width == 4 && x.rank != 0);
         if (x.rank == 0)
-            t << "[0]";
+            t << "0]";
         else
-            t << (s.width == 4 ? "_v4[" : "[") << s.index << ']';
+            t << s.index << ']';
     } else if (x.kind == node_kind::leaf) {  // a param
         t << "params.p_" << x.name.view();
     } else if (x.kind == node_kind::unary) {
@@ -242,8 +260,7 @@ constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int inden
             ref(t, kv, x.b, s);
         }
     } else if (x.kind == node_kind::lookup) {
-        node_buffer(t, p, x.a);
-        t << (s.width == 4 ? "_v4[" : "[");
+        open_node_access(t, kv, x.a, s.width == 4);
         ref(t, kv, x.b, s);
         t << " * " << (s.width == 4 ? x.rows / 4 : x.rows) << "u + " << s.index << ']';
     } else if (x.kind == node_kind::rope) {
@@ -253,8 +270,7 @@ constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int inden
         site own = s, partner = s;
         partner.variant = 1 - s.variant;
         auto table = [&](bool sine) {
-            node_buffer(t, p, x.c);
-            t << '[';
+            open_node_access(t, kv, x.c, false);
             ref(t, kv, x.b, s);
             t << " * " << hd << "u + " << (sine ? hd / 2 : 0u) << "u + i0 % " << hd << "u]";
         };
@@ -349,7 +365,7 @@ constexpr bool is_output(const plan::program_plan<Cap>& p, int node_index) {
 }
 
 template <class T, std::size_t Cap>
-constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, phase_range phases) {
+constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, phase_range phases, bool packed) {
     // The shader's buffers in ascending order, with how they are accessed.
     bool used[Cap + 1] = {}, read[Cap + 1] = {}, written[Cap + 1] = {}, as_vec4[Cap + 1] = {};
     for (int k = phases.first; k < phases.last; ++k) {
@@ -361,6 +377,24 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, phase_range
         vec4_buffers(kernel_view<Cap>(p, k), as_vec4);
     }
     const bool single = p.how == strategy::single_dispatch;
+    if (packed) {
+        // One binding holds every buffer of the program at the offsets the plan laid out; both views may see
+        // writes, so neither is restrict.
+        bool any_vec4 = false;
+        for (int b = 0; b < p.buffer_count; ++b) any_vec4 = any_vec4 || as_vec4[b];
+        t << "layout(set = 0, binding = 0, std430) coherent buffer Arena { float vkf_arena[]; };  // every buffer, "
+             "packed\n";
+        if (any_vec4)
+            t << "layout(set = 0, binding = 0, std430) coherent readonly buffer ArenaV4 { vec4 vkf_arena_v4[]; };\n";
+        for (int b = 0; b < p.buffer_count; ++b) {
+            if (!used[b]) continue;
+            t << "//   at " << p.arena_offset[b] << ": ";
+            buffer_name(t, p, b);
+            t << ", " << p.buffers[b].elements << " x " << dtype_name(p.buffers[b].dtype) << '\n';
+        }
+        t << '\n';
+        return;
+    }
     int binding = 0;
     for (int b = 0; b < p.buffer_count; ++b) {
         if (!used[b]) continue;
@@ -368,8 +402,9 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, phase_range
         const std::string_view access = written[b] && (read[b] || single) ? "coherent"
                                         : written[b]                       ? "writeonly"
                                                                            : "readonly";
-        if (as_vec4[b]) {  // a second view of the same binding, for 16-byte loads
-            t << "layout(set = 0, binding = " << binding << ", std430) readonly restrict buffer Binding" << binding
+        if (as_vec4[b]) {  // a second view of the same binding, for 16-byte loads; coherent where a phase writes it
+            t << "layout(set = 0, binding = " << binding << ", std430) "
+              << (written[b] ? "coherent readonly" : "readonly restrict") << " buffer Binding" << binding
               << "v4 { vec4 ";
             buffer_name(t, p, b);
             t << "_v4[]; };\n";
@@ -611,16 +646,16 @@ constexpr void emit_store(T& t, const kernel_view<Cap>& kv, int root, int indent
     const node& x = kv[root];
     const int value = kv.stored(root);
     t.repeat("    ", indent);
-    node_buffer(t, kv.p, root);
-    t << '[';
+    open_node_access(t, kv, root, false);
     if (x.kind == node_kind::append) {  // row `pos` of the cache
         ref(t, kv, x.c, s);
         t << " * " << x.cols << "u + ";
     }
     t << s.index << "] = ";
-    if (x.dtype == dtype_code::u32) t << "uint(";
+    // a u32 result is stored as its bits when it shares the float arena
+    if (x.dtype == dtype_code::u32) t << (kv.packed ? "uintBitsToFloat(uint(" : "uint(");
     ref(t, kv, value, s);
-    if (x.dtype == dtype_code::u32) t << ')';
+    if (x.dtype == dtype_code::u32) t << (kv.packed ? "))" : ")");
     t << ";\n";
 }
 
@@ -748,8 +783,8 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
                     t << "                    a" << r << '_' << n << (paired ? (v == 0 ? "_0" : "_1") : "")
                       << " += ";
                     if (v4) t << "dot(";
-                    node_buffer(t, p, kv[n].a);
-                    t << (v4 ? "_v4[" : "[") << (paired ? (v == 0 ? "i0" : "i1") : "i") << " * " << steps
+                    open_node_access(t, kv, kv[n].a, v4);
+                    t << (paired ? (v == 0 ? "i0" : "i1") : "i") << " * " << steps
                       << "u + j]" << (v4 ? ", " : " * ");
                     ref(t, kv, kv[n].b, s);
                     t << (v4 ? ");\n" : ";\n");
@@ -794,14 +829,14 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
     const node& x = kv[root];
     const std::uint32_t heads = x.p0, group = x.p0 / x.p1, hd = x.p2, width = x.p1 * x.p2;
     auto pos = [&] { ref(t, kv, x.d, site{}); };
-    auto cache = [&](int n) { node_buffer(t, p, n); };
+    auto cache = [&](int n) { open_node_access(t, kv, n, false); };
     t << "        const uint tid = gl_LocalInvocationID.x;\n"
       << "        for (uint head = gl_WorkGroupID.x; head < " << heads << "u; head += gl_NumWorkGroups.x) {\n"
       << "            const uint kv_base = head / " << group << "u * " << hd
       << "u;  // query head h reads KV head h / (H / KV)\n"
       << "            for (uint d = tid; d < " << hd << "u; d += gl_WorkGroupSize.x) vkf_q[d] = ";
-    node_buffer(t, p, x.a);
-    t << "[head * " << hd << "u + d];\n"
+    open_node_access(t, kv, x.a, false);
+    t << "head * " << hd << "u + d];\n"
       << "            barrier();\n"
       << "            const uint positions = ";
     pos();
@@ -814,7 +849,7 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
       << "                    s = 0.0;\n"
       << "                    for (uint d = 0u; d < " << hd << "u; ++d) s += vkf_q[d] * ";
     cache(x.b);
-    t << "[at * " << width << "u + kv_base + d];\n"
+    t << "at * " << width << "u + kv_base + d];\n"
       << "                    s *= " << float_literal{1.0f / __builtin_sqrtf(static_cast<float>(hd))}
       << ";  // 1/sqrt(head_dim)\n"
       << "                }\n"
@@ -830,21 +865,21 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
       << "                    const uint count = min(gl_WorkGroupSize.x, positions - start);\n"
       << "                    for (uint j = 0u; j < count; ++j) o += vkf_p[j] * ";
     cache(x.c);
-    t << "[(start + j) * " << width << "u + kv_base + tid];\n"
+    t << "(start + j) * " << width << "u + kv_base + tid];\n"
       << "                }\n"
       << "                m = new_m;\n"
       << "                barrier();  // vkf_p is refilled by the next block\n"
       << "            }\n"
       << "            if (tid < " << hd << "u) ";
-    node_buffer(t, p, root);
-    t << "[head * " << hd << "u + tid] = o / l;\n"
+    open_node_access(t, kv, root, false);
+    t << "head * " << hd << "u + tid] = o / l;\n"
       << "            barrier();  // vkf_q is refilled by the next head\n"
       << "        }\n";
 }
 
 template <class T, std::size_t Cap>
-constexpr void emit_phase(T& t, const plan::program_plan<Cap>& p, int k) {
-    const kernel_view<Cap> kv(p, k);
+constexpr void emit_phase(T& t, const plan::program_plan<Cap>& p, int k, bool packed) {
+    const kernel_view<Cap> kv(p, k, packed);
     t << "    {  // " << (kv.k.kind == kernel_kind::matvec      ? "matvec"
                           : kv.k.kind == kernel_kind::attention ? "attention"
                                                                 : "elementwise")
@@ -874,20 +909,21 @@ constexpr void emit_phase(T& t, const plan::program_plan<Cap>& p, int k) {
 } // namespace detail
 
 // The GLSL of shader `index` of plan `p`: kernel `index`, or, under single_dispatch, every kernel as a phase.
+// `packed`: every buffer is a range of one binding (for devices with fewer bindings per kernel than it needs).
 template <class T, std::size_t Cap>
-constexpr void emit_shader(T& t, const plan::program_plan<Cap>& p, int index) {
+constexpr void emit_shader(T& t, const plan::program_plan<Cap>& p, int index, bool packed = false) {
     const bool single = p.how == strategy::single_dispatch;
     const detail::phase_range phases = single ? detail::phase_range{0, p.kernel_count}
                                               : detail::phase_range{index, index + 1};
     detail::emit_header(t, p, phases);
-    detail::emit_bindings(t, p, phases);
+    detail::emit_bindings(t, p, phases, packed);
     detail::emit_push_constants(t, p);
     detail::emit_helpers(t, p, phases);
     t << "void main() {\n";
     for (int k = phases.first; k < phases.last; ++k) {
         if (k > phases.first)
             t << "    memoryBarrierBuffer();\n    barrier();  // the next phase reads what this one wrote\n";
-        detail::emit_phase(t, p, k);
+        detail::emit_phase(t, p, k, packed);
     }
     t << "}\n";
 }

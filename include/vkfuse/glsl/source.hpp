@@ -19,23 +19,29 @@
 
 namespace vkfuse::glsl {
 
+// The plan of a program type under a strategy, computed once for both the plain and the packed GLSL.
+template <class Program, strategy How>
+inline constexpr auto plan_v = plan::make_plan<Program, How>();
+
 // Everything generated for the program type `Program` (`y = e`, or layer_graph(...); cv-qualifiers are ignored) under
 // strategy `How`.
-template <class Program, strategy How = strategy::fused>
-struct compiled : compiled<std::remove_cvref_t<Program>, How> {};
+// `Packed`: the variant in which every buffer is a range of one binding, for devices that allow a kernel fewer
+// storage-buffer bindings than it needs.
+template <class Program, strategy How = strategy::fused, bool Packed = false>
+struct compiled : compiled<std::remove_cvref_t<Program>, How, Packed> {};
 
-template <class Program, strategy How>
+template <class Program, strategy How, bool Packed>
     requires std::is_same_v<Program, std::remove_cvref_t<Program>>
-struct compiled<Program, How> {
+struct compiled<Program, How, Packed> {
     static_assert(expr::is_program_v<Program>,
                   "vkfuse::glsl::compiled<P>: P must be a program, the type of `y = expression` or of layer_graph(...)");
 
-    static constexpr auto plan = plan::make_plan<Program, How>();
+    static constexpr const auto& plan = plan_v<Program, How>;
     // Shaders, i.e. dispatches per run: one per kernel, or one for a single-dispatch program.
     static constexpr int kernel_count = plan.dispatch_count();
 
     template <int K>
-    static constexpr auto source = build_text<[](auto& t) { emit_shader(t, plan, K); }>();
+    static constexpr auto source = build_text<[](auto& t) { emit_shader(t, plan, K, Packed); }>();
 
     // All shaders' sources, in dispatch order.
     static constexpr auto sources = []<std::size_t... K>(std::index_sequence<K...>) {

@@ -93,6 +93,11 @@ struct program_plan {
     kernel_plan<Cap> kernels[Cap] = {};
     int kernel_count = 0;
 
+    // Where each buffer lives when the program packs all of them into one (for devices that allow a kernel fewer
+    // storage-buffer bindings than it has buffers): offsets in floats, each a multiple of 4 so vec4 views align.
+    std::uint32_t arena_offset[Cap + 1] = {};
+    std::uint64_t arena_floats = 0;
+
     constexpr int dispatch_count() const { return how == strategy::single_dispatch ? 1 : kernel_count; }
     constexpr std::uint32_t push_constant_bytes() const { return static_cast<std::uint32_t>(param_count) * 4u; }
     constexpr bool is_buffer_leaf(int n) const {
@@ -325,6 +330,10 @@ constexpr auto make_plan() {
         if (n.kind == node_kind::lookup) detail::limit_param(p, n.b, p.g[n.a].rows);
     }
     detail::form_kernels(p);
+    for (int b = 0; b < p.buffer_count; ++b) {
+        p.arena_offset[b] = static_cast<std::uint32_t>(p.arena_floats);
+        p.arena_floats += (p.buffers[b].elements + 3u) / 4u * 4u;
+    }
     return p;
 }
 

@@ -64,7 +64,14 @@ public:
     // Sets every 32-bit word, e.g. 0x7fc00000 to poison a float buffer with NaN before a kernel writes it.
     void fill(std::uint32_t word);
 
+    // The same on the byte range [at, at + size) of the buffer (a program that packs its buffers into one).
+    void upload_at(std::size_t at, std::span<const std::byte> bytes);
+    void download_at(std::size_t at, std::span<std::byte> bytes) const;
+    void fill_at(std::size_t at, std::size_t bytes, std::uint32_t word);
+
 private:
+    void require_range(const char* operation, std::size_t at, std::size_t bytes) const;
+
     void require_contents(const char* operation) const;
 
     context* context_ = nullptr;
@@ -125,6 +132,29 @@ inline void buffer::download(std::span<std::byte> bytes) const {
 inline void buffer::fill(std::uint32_t word) {
     require_contents("fill");
     context_->fill_buffer(**this, word);
+}
+
+inline void buffer::require_range(const char* operation, std::size_t at, std::size_t bytes) const {
+    require_contents(operation);
+    if (at > size_ || bytes > size_ - at)
+        throw usage_error(std::string("vkfuse: ") + operation + " of bytes [" + std::to_string(at) + ", " +
+                          std::to_string(at + bytes) + ") of a buffer of " + std::to_string(size_) + " bytes.");
+}
+
+inline void buffer::upload_at(std::size_t at, std::span<const std::byte> bytes) {
+    require_range("upload", at, bytes.size());
+    context_->copy_to_buffer(**this, bytes, at);
+}
+
+inline void buffer::download_at(std::size_t at, std::span<std::byte> bytes) const {
+    require_range("download", at, bytes.size());
+    context_->copy_from_buffer(**this, bytes, at);
+}
+
+inline void buffer::fill_at(std::size_t at, std::size_t bytes, std::uint32_t word) {
+    require_range("fill", at, bytes);
+    if (at % 4 != 0 || bytes % 4 != 0) throw usage_error("vkfuse: a fill needs a range of whole 4-byte words.");
+    context_->fill_buffer(**this, word, at, bytes);
 }
 
 } // namespace vkfuse::vulkan

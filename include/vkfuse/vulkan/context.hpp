@@ -428,9 +428,10 @@ public:
 
     // Synchronous transfers through the context's staging buffer. Each waits for all earlier work on the queue that
     // touches memory, and is visible to everything submitted later.
-    void copy_to_buffer(VkBuffer destination, std::span<const std::byte> source);
-    void copy_from_buffer(VkBuffer source, std::span<std::byte> destination);
-    void fill_buffer(VkBuffer destination, std::uint32_t word);
+    // `at` is a byte offset into the device buffer (a multiple of 4 for fills).
+    void copy_to_buffer(VkBuffer destination, std::span<const std::byte> source, VkDeviceSize at = 0);
+    void copy_from_buffer(VkBuffer source, std::span<std::byte> destination, VkDeviceSize at = 0);
+    void fill_buffer(VkBuffer destination, std::uint32_t word, VkDeviceSize at = 0, VkDeviceSize bytes = VK_WHOLE_SIZE);
 
     // Submits one command buffer to the compute queue and blocks until `fence` signals; the fence is reset first.
     void submit_and_wait(VkCommandBuffer commands, VkFence fence, std::string_view doing);
@@ -862,14 +863,14 @@ void context::transfer(Record&& record, std::string_view doing) {
     submit_and_wait(transfer_commands_, *transfer_fence_, doing);
 }
 
-inline void context::copy_to_buffer(VkBuffer destination, std::span<const std::byte> source) {
+inline void context::copy_to_buffer(VkBuffer destination, std::span<const std::byte> source, VkDeviceSize at) {
     std::lock_guard lock(transfer_mutex_);
     for (std::size_t offset = 0; offset < source.size();) {
         const std::size_t bytes = static_cast<std::size_t>(
             std::min<VkDeviceSize>(source.size() - offset, staging_chunk_bytes));
         ensure_staging(bytes);
         std::memcpy(staging_.mapped, source.data() + offset, bytes);
-        const VkBufferCopy region{0, offset, bytes};
+        const VkBufferCopy region{0, at + offset, bytes};
         const VkBuffer staging = *staging_.buffer;
         transfer([&](VkCommandBuffer cb) { fn_.vkCmdCopyBuffer(cb, staging, destination, 1, &region); },
                  "uploading " + std::to_string(bytes) + " bytes");
@@ -877,13 +878,13 @@ inline void context::copy_to_buffer(VkBuffer destination, std::span<const std::b
     }
 }
 
-inline void context::copy_from_buffer(VkBuffer source, std::span<std::byte> destination) {
+inline void context::copy_from_buffer(VkBuffer source, std::span<std::byte> destination, VkDeviceSize at) {
     std::lock_guard lock(transfer_mutex_);
     for (std::size_t offset = 0; offset < destination.size();) {
         const std::size_t bytes = static_cast<std::size_t>(
             std::min<VkDeviceSize>(destination.size() - offset, staging_chunk_bytes));
         ensure_staging(bytes);
-        const VkBufferCopy region{offset, 0, bytes};
+        const VkBufferCopy region{at + offset, 0, bytes};
         const VkBuffer staging = *staging_.buffer;
         transfer([&](VkCommandBuffer cb) { fn_.vkCmdCopyBuffer(cb, source, staging, 1, &region); },
                  "downloading " + std::to_string(bytes) + " bytes");
@@ -892,9 +893,9 @@ inline void context::copy_from_buffer(VkBuffer source, std::span<std::byte> dest
     }
 }
 
-inline void context::fill_buffer(VkBuffer destination, std::uint32_t word) {
+inline void context::fill_buffer(VkBuffer destination, std::uint32_t word, VkDeviceSize at, VkDeviceSize bytes) {
     std::lock_guard lock(transfer_mutex_);
-    transfer([&](VkCommandBuffer cb) { fn_.vkCmdFillBuffer(cb, destination, 0, VK_WHOLE_SIZE, word); },
+    transfer([&](VkCommandBuffer cb) { fn_.vkCmdFillBuffer(cb, destination, at, bytes, word); },
              "filling a buffer");
 }
 

@@ -45,6 +45,10 @@ struct program_options {
     // workgroup size) as it takes to have this many in flight: few long rows need several subgroups each to keep
     // enough loads in flight, many rows need one. A CPU device keeps one subgroup per row.
     std::uint32_t matvec_threads = 1u << 17;
+    // Pack every buffer into one binding when a kernel needs more storage-buffer bindings than the device allows
+    // (or than this number, if it is smaller; 0: the device's limit). `pack_buffers` packs regardless.
+    std::uint32_t max_bindings = 0;
+    bool pack_buffers = false;
 };
 
 // The launch geometry chosen for a device.
@@ -116,6 +120,7 @@ template <class Program, strategy How = strategy::fused>
 class program {
 public:
     using info = glsl::compiled<Program, How>;
+    using packed_info = glsl::compiled<Program, How, true>;
     static constexpr auto& plan = info::plan;
     static constexpr strategy how = How;
     // Dispatches per run: one per kernel, or one for a single-dispatch program.
@@ -123,6 +128,11 @@ public:
 
     explicit program(context& ctx, program_options options = {})
         : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options)) {
+        std::uint32_t limit = ctx.device().max_storage_buffers_per_stage;
+        if (options.max_bindings != 0) limit = std::min(limit, options.max_bindings);
+        std::size_t widest = 0;
+        for (int k = 0; k < dispatch_count; ++k) widest = std::max(widest, shader_buffers(k).size());
+        packed_ = options.pack_buffers || widest > limit;
         build_kernels();
         allocate_buffers();
         params_.assign(static_cast<std::size_t>(plan.param_count), 0u);
@@ -144,7 +154,7 @@ public:
         if (plan.buffers[b].slot_role == role::table)
             throw usage_error("vkfuse program: '" + std::string(name) + "' is a table vkfuse computes itself.");
         check_size(b, data.size(), "upload");
-        bound_[static_cast<std::size_t>(b)]->upload(std::as_bytes(data));
+        write_region(b, std::as_bytes(data));
         has_data_[static_cast<std::size_t>(b)] = true;
     }
     void upload(std::string_view name, const std::vector<float>& data) { upload(name, std::span<const float>(data)); }
@@ -154,14 +164,14 @@ public:
     std::vector<float> download(std::string_view name) const {
         const int b = slot(name);
         std::vector<float> out(plan.buffers[b].elements);
-        bound_[static_cast<std::size_t>(b)]->download(std::as_writable_bytes(std::span<float>(out)));
+        read_region(b, std::as_writable_bytes(std::span<float>(out)));
         return out;
     }
     // The contents of a u32 buffer (an argmax output).
     std::vector<std::uint32_t> download_indices(std::string_view name) const {
         const int b = slot(name);
         std::vector<std::uint32_t> out(plan.buffers[b].elements);
-        bound_[static_cast<std::size_t>(b)]->download(std::as_writable_bytes(std::span<std::uint32_t>(out)));
+        read_region(b, std::as_writable_bytes(std::span<std::uint32_t>(out)));
         return out;
     }
 
@@ -186,6 +196,10 @@ public:
     // size the placeholder's shape needs and outlive its use here.
     void bind(std::string_view name, vulkan::buffer& external) {
         const int b = slot(name);
+        if (packed_)
+            throw usage_error("vkfuse program: this program packs all its buffers into one (its kernels need more "
+                              "bindings than the device allows), so '" + std::string(name) +
+                              "' cannot be bound to an outside buffer; upload its data instead.");
         if (external.size() != plan.buffers[b].bytes())
             throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
                               " bytes, but " + describe(b) + ".");
@@ -194,14 +208,25 @@ public:
         sequence_.reset();
     }
 
-    // The buffer currently used for `name`.
-    vulkan::buffer& buffer(std::string_view name) { return *bound_[static_cast<std::size_t>(slot(name))]; }
+    // The buffer currently used for `name` (when packed, the one buffer that holds them all).
+    vulkan::buffer& buffer(std::string_view name) {
+        const int b = slot(name);
+        return packed_ ? *arena_ : *bound_[static_cast<std::size_t>(b)];
+    }
 
     // Fills outputs, named results and temporaries with NaN, so a kernel that skips an element cannot pass a check.
     void poison() {
-        for (int b = 0; b < plan.buffer_count; ++b)
-            if (plan.buffers[b].slot_role == role::output) bound_[static_cast<std::size_t>(b)]->fill(0x7fc00000u);
+        for (int b = 0; b < plan.buffer_count; ++b) {
+            if (plan.buffers[b].slot_role != role::output) continue;
+            if (packed_)
+                arena_->fill_at(std::size_t{plan.arena_offset[b]} * 4, plan.buffers[b].bytes(), 0x7fc00000u);
+            else
+                bound_[static_cast<std::size_t>(b)]->fill(0x7fc00000u);
+        }
     }
+
+    // True when every buffer lives in one binding (see program_options::max_bindings).
+    bool packed() const { return packed_; }
 
     // ---- running ---------------------------------------------------------------------------------------------
 
@@ -221,7 +246,9 @@ public:
 
     const launch_config& launch() const { return launch_; }
     const vulkan::device_info& device() const { return ctx_->device(); }
-    static constexpr std::string_view glsl(int shader) { return info::sources[static_cast<std::size_t>(shader)]; }
+    std::string_view glsl(int shader) const {
+        return (packed_ ? packed_info::sources : info::sources)[static_cast<std::size_t>(shader)];
+    }
     // Invocations per row of shader k's matvec work.
     std::uint32_t lanes(int k) const {
         if (How == strategy::single_dispatch) return launch_.lanes;
@@ -331,8 +358,8 @@ private:
         for (int k = 0; k < dispatch_count; ++k) {
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(k)];
-            spec.glsl = info::sources[static_cast<std::size_t>(k)];
-            spec.binding_count = static_cast<std::uint32_t>(shader_buffers(k).size());
+            spec.glsl = glsl(k);
+            spec.binding_count = packed_ ? 1u : static_cast<std::uint32_t>(shader_buffers(k).size());
             spec.push_constant_bytes = plan.push_constant_bytes();
             spec.workgroup_size = launch_.workgroup_size;
             spec.lanes = lanes(k);
@@ -349,10 +376,20 @@ private:
     }
 
     void allocate_buffers() {
-        owned_.reserve(static_cast<std::size_t>(plan.buffer_count));
-        for (int b = 0; b < plan.buffer_count; ++b) owned_.emplace_back(*ctx_, plan.buffers[b].bytes());
-        for (auto& o : owned_) bound_.push_back(&o);
-        has_data_.assign(owned_.size(), false);
+        has_data_.assign(static_cast<std::size_t>(plan.buffer_count), false);
+        if (packed_) {
+            const std::uint64_t bytes = plan.arena_floats * 4;
+            if (bytes > ctx_->device().max_storage_buffer_range)
+                throw usage_error("vkfuse program: packed into one binding, its buffers need " + std::to_string(bytes) +
+                                  " bytes, more than the " + std::to_string(ctx_->device().max_storage_buffer_range) +
+                                  " one binding can address on " + ctx_->device().name +
+                                  "; split the program into smaller ones.");
+            arena_ = std::make_unique<vulkan::buffer>(*ctx_, static_cast<std::size_t>(bytes));
+        } else {
+            owned_.reserve(static_cast<std::size_t>(plan.buffer_count));
+            for (int b = 0; b < plan.buffer_count; ++b) owned_.emplace_back(*ctx_, plan.buffers[b].bytes());
+            for (auto& o : owned_) bound_.push_back(&o);
+        }
         for (int b = 0; b < plan.buffer_count; ++b)
             if (plan.buffers[b].slot_role == role::table) fill_table(b);
     }
@@ -368,8 +405,21 @@ private:
                 table[static_cast<std::size_t>(pos) * d + j] = static_cast<float>(std::cos(angle));
                 table[static_cast<std::size_t>(pos) * d + d / 2 + j] = static_cast<float>(std::sin(angle));
             }
-        owned_[static_cast<std::size_t>(b)].upload(std::as_bytes(std::span<const float>(table)));
+        write_region(b, std::as_bytes(std::span<const float>(table)));
         has_data_[static_cast<std::size_t>(b)] = true;
+    }
+
+    void write_region(int b, std::span<const std::byte> bytes) {
+        if (packed_)
+            arena_->upload_at(std::size_t{plan.arena_offset[b]} * 4, bytes);
+        else
+            bound_[static_cast<std::size_t>(b)]->upload(bytes);
+    }
+    void read_region(int b, std::span<std::byte> bytes) const {
+        if (packed_)
+            arena_->download_at(std::size_t{plan.arena_offset[b]} * 4, bytes);
+        else
+            bound_[static_cast<std::size_t>(b)]->download(bytes);
     }
 
     void ensure_ready() {
@@ -393,7 +443,10 @@ private:
         for (int k = 0; k < dispatch_count; ++k) {
             vulkan::dispatch d;
             d.k = &kernels_[static_cast<std::size_t>(k)];
-            for (int b : shader_buffers(k)) d.buffers.push_back(bound_[static_cast<std::size_t>(b)]);
+            if (packed_)
+                d.buffers.push_back(arena_.get());
+            else
+                for (int b : shader_buffers(k)) d.buffers.push_back(bound_[static_cast<std::size_t>(b)]);
             d.groups = {workgroups(k), 1, 1};
             d.push_constants = push;
             dispatches.push_back(std::move(d));
@@ -405,6 +458,8 @@ private:
     launch_config launch_;
     std::vector<std::string> labels_;
     std::vector<vulkan::kernel> kernels_;
+    bool packed_ = false;
+    std::unique_ptr<vulkan::buffer> arena_;  // every buffer, when packed (a pointer: its address is recorded)
     std::vector<vulkan::buffer> owned_;
     std::vector<vulkan::buffer*> bound_;
     std::vector<bool> has_data_;
