@@ -824,7 +824,6 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
 // the weighted sum of values accumulated by the first head_dim invocations (one output element each).
 template <class T, std::size_t Cap>
 constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
-    const auto& p = kv.p;
     const int root = kv.k.roots[0];
     const node& x = kv[root];
     const std::uint32_t heads = x.p0, group = x.p0 / x.p1, hd = x.p2, width = x.p1 * x.p2;
