@@ -22,6 +22,7 @@ using layer = examples::decoder_layer::qwen25_05b;
 template <vkfuse::strategy S>
 bool run_strategy(vkfuse::context& ctx, int positions, int runs) {
     vkfuse::program<layer::program_type, S> prog(ctx);
+    if (S == vkfuse::strategy::fused) std::printf("%s", prog.describe().c_str());
     // Weights scaled like a trained model's (std ~ 1/sqrt(fan-in)), so activations stay O(1) through the layer.
     vkfuse::verify_options o;
     o.low = -0.05f;

@@ -177,3 +177,17 @@ TEST_CASE("buffers are packed into one binding when a kernel needs more than the
     CHECK(check(single, layer::program, host2).ok());
     vkfuse_test::check_validation_clean();
 }
+
+TEST_CASE("the plan is inspectable: kernels, what they compute, their buffers") {
+    using layer = examples::decoder_layer::qwen25_05b;
+    program<layer::program_type> prog(vkfuse_test::context());
+    const std::string text = prog.describe();
+    INFO(text);
+    CHECK(text.find("fused: 5 dispatches") != std::string::npos);
+    CHECK(text.find("kernel 1: matvec computing q[896], append to k_cache[128], append to v_cache[128]") !=
+          std::string::npos);
+    CHECK(text.find("kernel 2: attention computing attn[896]; 14 heads") != std::string::npos);
+    CHECK(text.find("->h") != std::string::npos);
+    CHECK(prog.glsl(1).find("vkf_workgroup_max") != std::string_view::npos);
+    CHECK(prog.shader_buffers(1).size() == 4);  // k_cache, v_cache, q, attn
+}

@@ -228,6 +228,49 @@ public:
     // True when every buffer lives in one binding (see program_options::max_bindings).
     bool packed() const { return packed_; }
 
+    // The plan as a table, one line per kernel: what it computes, its work units, its launch on this device and
+    // its buffers in binding order.
+    std::string describe() const {
+        std::string text = std::string(strategy_name(How)) + ": " + std::to_string(dispatch_count) + " dispatch" +
+                           (dispatch_count == 1 ? "" : "es") + (packed_ ? ", buffers packed into one binding" : "") +
+                           "\n";
+        for (int k = 0; k < plan.kernel_count; ++k) {
+            const auto& kp = plan.kernels[k];
+            const glsl::detail::kernel_view kv(plan, k);
+            text += (How == strategy::single_dispatch ? "  phase " : "  kernel ") + std::to_string(k + 1) + ": " +
+                    (kp.kind == plan::kernel_kind::matvec      ? "matvec"
+                     : kp.kind == plan::kernel_kind::attention ? "attention"
+                                                               : "elementwise") +
+                    " computing";
+            for (int r = 0; r < kp.root_count; ++r) {
+                const int root = kp.roots[r];
+                const auto& n = plan.g[root];
+                std::string what = n.kind == plan::node_kind::append
+                                       ? "append to " + std::string(plan.buffers[plan.buffer_of_node[root]].name.view())
+                                   : !plan.g.result_name[root].empty() ? std::string(plan.g.result_name[root].view())
+                                                                       : "t" + std::to_string(root);
+                text += (r ? ", " : " ") + what + "[" + std::to_string(kv.length(root)) + "]";
+            }
+            const int shader = How == strategy::single_dispatch ? 0 : k;
+            if (kp.kind == plan::kernel_kind::attention)
+                text += "; " + std::to_string(plan.g[kp.roots[0]].p0) + " heads, a workgroup each";
+            else
+                text += "; " + std::to_string(kv.total_units()) + " units" +
+                        (kp.kind == plan::kernel_kind::matvec ? " (rows or rope row pairs), " + std::to_string(lanes(shader)) +
+                                                                    " invocations per row"
+                                                              : std::string());
+            text += "; " + std::to_string(workgroups(shader)) + " workgroups of " +
+                    std::to_string(launch_.workgroup_size) + "; buffers";
+            for (int i = 0; i < kp.buffer_count; ++i) {
+                const auto& b = plan.buffers[kp.buffers[i]];
+                text += std::string(i ? ", " : " ") + (kp.writes[i] ? "->" : "") +
+                        (b.temporary ? "t" + std::to_string(b.node) : std::string(b.name.view()));
+            }
+            text += "\n";
+        }
+        return text;
+    }
+
     // ---- running ---------------------------------------------------------------------------------------------
 
     // Runs every dispatch in one command buffer (barriers between them), submits and waits.
