@@ -48,6 +48,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -241,6 +242,16 @@ std::string slug(std::string_view name) {
     }
     while (!out.empty() && out.back() == '-') out.pop_back();
     return out.empty() ? "device" : out;
+}
+
+// The host's 1-minute load average, or NaN where the platform does not report one. On a CPU device (lavapipe) the
+// "GPU" is the host's cores, so other work on the machine shows up directly in the timings.
+double load_average() {
+#if defined(__unix__) || defined(__APPLE__)
+    double load[1] = {0};
+    if (getloadavg(load, 1) == 1) return load[0];
+#endif
+    return std::numeric_limits<double>::quiet_NaN();
 }
 
 std::string utc_now() {
@@ -556,31 +567,31 @@ figures figures_of(const measurement& m) {
     return f;
 }
 
-// Least-squares line through (N, median total): the slope is the marginal cost of one more dispatch (or step), the
-// intercept the fixed cost of a run. Needs two distinct N.
-struct line_fit {
-    double fixed_us = std::numeric_limits<double>::quiet_NaN();
-    double per_dispatch_us = std::numeric_limits<double>::quiet_NaN();
+// The marginal cost of one more dispatch (or step): the slope of the median total time between the two largest N
+// that passed, where fixed costs (submission, timestamps, the first dispatch) are spread thinnest. The total at the
+// smallest N is in the table already.
+struct marginal_cost {
+    std::uint32_t from_n = 0, to_n = 0;
+    double wall_us = std::numeric_limits<double>::quiet_NaN();
+    double gpu_us = std::numeric_limits<double>::quiet_NaN();
 };
 
-line_fit fit(const std::vector<measurement>& all, std::size_t variant, bool gpu) {
-    std::vector<std::pair<double, double>> points;
-    for (const measurement& m : all) {
-        if (m.variant != variant || !m.verified) continue;
-        const figures f = figures_of(m);
-        const double y = gpu ? f.gpu_total_us.median : f.wall_total_us.median;
-        if (!std::isnan(y)) points.emplace_back(static_cast<double>(m.n), y);
-    }
-    line_fit result;
-    if (points.size() < 2) return result;
-    double sx = 0, sy = 0;
-    for (const auto& [x, y] : points) sx += x, sy += y;
-    const double mx = sx / static_cast<double>(points.size()), my = sy / static_cast<double>(points.size());
-    double sxx = 0, sxy = 0;
-    for (const auto& [x, y] : points) sxx += (x - mx) * (x - mx), sxy += (x - mx) * (y - my);
-    if (sxx == 0) return result;
-    result.per_dispatch_us = sxy / sxx;
-    result.fixed_us = my - result.per_dispatch_us * mx;
+marginal_cost marginal(const std::vector<measurement>& all, std::size_t variant) {
+    std::vector<const measurement*> passed;
+    for (const measurement& m : all)
+        if (m.variant == variant && m.verified) passed.push_back(&m);
+    std::sort(passed.begin(), passed.end(), [](const measurement* x, const measurement* y) { return x->n < y->n; });
+    marginal_cost result;
+    if (passed.size() < 2) return result;
+    const measurement& low = *passed[passed.size() - 2];
+    const measurement& high = *passed.back();
+    if (low.n == high.n) return result;
+    const figures fl = figures_of(low), fh = figures_of(high);
+    const double dn = static_cast<double>(high.n - low.n);
+    result.from_n = low.n;
+    result.to_n = high.n;
+    result.wall_us = (fh.wall_total_us.median - fl.wall_total_us.median) / dn;
+    result.gpu_us = (fh.gpu_total_us.median - fl.gpu_total_us.median) / dn;
     return result;
 }
 
@@ -598,7 +609,7 @@ std::string with_extension(const std::string& path, const char* extension) {
 
 void write_json(const std::string& path, const vk::context& ctx, const options& o,
                 const std::vector<std::uint32_t>& sizes, const std::vector<measurement>& all,
-                std::size_t validation_messages) {
+                std::size_t validation_messages, std::array<double, 2> load) {
     const vk::device_info& d = ctx.device();
     std::ostringstream j;
     j << "{\n";
@@ -620,6 +631,9 @@ void write_json(const std::string& path, const vk::context& ctx, const options& 
     j << "  \"date\": " << json_string(utc_now()) << ",\n";
     j << "  \"validation_layer\": " << (ctx.validation_enabled() ? "true" : "false")
       << ",\n  \"validation_messages\": " << validation_messages << ",\n";
+    j << "  \"host\": {\"hardware_threads\": " << std::thread::hardware_concurrency()
+      << ", \"load_average_1min_before\": " << json_number(load[0])
+      << ", \"load_average_1min_after\": " << json_number(load[1]) << "},\n";
     j << "  \"runs\": " << o.runs << ",\n  \"warmups\": " << o.warmups << ",\n";
     j << "  \"sizes\": [";
     for (std::size_t i = 0; i < sizes.size(); ++i) j << (i ? ", " : "") << sizes[i];
@@ -650,13 +664,12 @@ void write_json(const std::string& path, const vk::context& ctx, const options& 
         j << (i + 1 < all.size() ? ",\n" : "\n");
     }
     j << "  ],\n";
-    j << "  \"fits\": [";
+    j << "  \"marginal_per_dispatch_us\": [";
     for (std::size_t v = 0; v < variants.size(); ++v) {
-        const line_fit w = fit(all, v, false), g = fit(all, v, true);
-        j << (v ? ",\n" : "\n") << "    {\"variant\": " << json_string(variants[v].key)
-          << ", \"wall\": {\"fixed_us\": " << json_number(w.fixed_us)
-          << ", \"per_dispatch_us\": " << json_number(w.per_dispatch_us) << "}, \"gpu\": {\"fixed_us\": "
-          << json_number(g.fixed_us) << ", \"per_dispatch_us\": " << json_number(g.per_dispatch_us) << "}}";
+        const marginal_cost c = marginal(all, v);
+        j << (v ? ",\n" : "\n") << "    {\"variant\": " << json_string(variants[v].key) << ", \"from_n\": " << c.from_n
+          << ", \"to_n\": " << c.to_n << ", \"wall\": " << json_number(c.wall_us)
+          << ", \"gpu\": " << json_number(c.gpu_us) << "}";
     }
     j << "\n  ],\n";
     // (b) over (b'), medians of the per-dispatch time: what vkfuse's runtime path adds to raw Vulkan.
@@ -734,6 +747,7 @@ int main(int argc, char** argv) try {
     std::printf("%s  %s  %s  %s\n", pad("N", 7, true).c_str(), pad("variant", 34).c_str(),
                 pad("wall \u00b5s/dispatch, median (min\u2013max)", 36).c_str(),
                 "GPU \u00b5s/dispatch, median (min\u2013max)");
+    const double load_before = load_average();
     std::vector<measurement> all;
     for (const std::uint32_t n : sizes) {
         std::vector<vk::buffer> counts;
@@ -766,12 +780,12 @@ int main(int argc, char** argv) try {
         std::fflush(stdout);
     }
 
-    std::printf("\nlinear fit of the median total time over N (fixed cost per run + marginal cost per dispatch):\n");
+    std::printf("\nmarginal cost of one more dispatch (slope of the median total between the two largest N):\n");
     for (std::size_t v = 0; v < variants.size(); ++v) {
-        const line_fit w = fit(all, v, false), g = fit(all, v, true);
-        std::printf("  %s  wall %s \u00b5s + %s \u00b5s x N   GPU %s \u00b5s + %s \u00b5s x N\n", pad(variants[v].label, 34).c_str(),
-                    number(w.fixed_us).c_str(), number(w.per_dispatch_us).c_str(), number(g.fixed_us).c_str(),
-                    number(g.per_dispatch_us).c_str());
+        const marginal_cost c = marginal(all, v);
+        if (c.to_n == 0) continue;
+        std::printf("  %s  N %u -> %u:  wall %s \u00b5s   GPU %s \u00b5s\n", pad(variants[v].label, 34).c_str(), c.from_n,
+                    c.to_n, number(c.wall_us).c_str(), number(c.gpu_us).c_str());
     }
     std::printf("\nvkfuse sequence (b) over raw Vulkan (b'), median time per run:\n");
     for (const std::uint32_t n : sizes) {
@@ -790,9 +804,12 @@ int main(int argc, char** argv) try {
 
     const std::filesystem::path parent = std::filesystem::path(o.json_path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
-    write_json(o.json_path, ctx, o, sizes, all, validation_messages);
+    const std::array<double, 2> load{load_before, load_average()};
+    write_json(o.json_path, ctx, o, sizes, all, validation_messages, load);
     write_tsv(tsv_path, ctx, o, all);
-    std::printf("\nwrote %s and %s\n", o.json_path.c_str(), tsv_path.c_str());
+    std::printf("\nhost: %u hardware threads, 1-minute load average %.2f before, %.2f after\n",
+                std::thread::hardware_concurrency(), load[0], load[1]);
+    std::printf("wrote %s and %s\n", o.json_path.c_str(), tsv_path.c_str());
 
     bool ok = std::all_of(all.begin(), all.end(), [](const measurement& m) { return m.verified; });
     if (!ok) std::printf("at least one variant gave a wrong count (MISMATCH above): exit status 1\n");
