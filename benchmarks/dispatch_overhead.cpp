@@ -18,8 +18,8 @@
 // MISMATCH instead of a time, and the program exits with status 1.
 //
 // Output: a table on stdout; JSON (device, driver, Vulkan version, commit, date, every figure with min/median/max) at
-// --json, default benchmarks/results/dispatch_overhead-<device-slug>.json; and next to it a .tsv with the
-// per-dispatch medians/minima/maxima that benchmarks/plot_dispatch_overhead.sh turns into a PNG.
+// --json (a file, or a folder to put the default name in), default benchmarks/results/dispatch_overhead-<slug>.json;
+// and next to it a .tsv with the per-dispatch medians/minima/maxima that benchmarks/plot_dispatch_overhead.sh plots.
 //
 // Each variant has its own counter buffer, and the timed runs of the four variants are interleaved (one run of each
 // per round), so that a change in machine load during the benchmark is shared by all of them.
@@ -723,7 +723,12 @@ int main(int argc, char** argv) try {
     const vk::device_info& d = ctx.device();
     const std::vector<std::uint32_t> sizes = o.sizes.empty() ? std::vector<std::uint32_t>{1, 10, 100, 1000, 10000}
                                                               : o.sizes;
-    if (o.json_path.empty()) o.json_path = "benchmarks/results/dispatch_overhead-" + slug(d.name) + ".json";
+    // No --json, or a folder (an existing one, or a path ending in '/'): the default file name, in that folder.
+    const std::string default_name = "dispatch_overhead-" + slug(d.name) + ".json";
+    if (o.json_path.empty())
+        o.json_path = "benchmarks/results/" + default_name;
+    else if (o.json_path.back() == '/' || std::filesystem::is_directory(o.json_path))
+        o.json_path = (std::filesystem::path(o.json_path) / default_name).string();
     const std::string tsv_path = with_extension(o.json_path, ".tsv");
 
     std::printf("device: %s\n", d.summary().c_str());
@@ -784,8 +789,8 @@ int main(int argc, char** argv) try {
     for (std::size_t v = 0; v < variants.size(); ++v) {
         const marginal_cost c = marginal(all, v);
         if (c.to_n == 0) continue;
-        std::printf("  %s  N %u -> %u:  wall %s \u00b5s   GPU %s \u00b5s\n", pad(variants[v].label, 34).c_str(), c.from_n,
-                    c.to_n, number(c.wall_us).c_str(), number(c.gpu_us).c_str());
+        std::printf("  %s  N %u -> %u:  wall %s \u00b5s   GPU %s \u00b5s\n", pad(variants[v].label, 34).c_str(),
+                    c.from_n, c.to_n, number(c.wall_us).c_str(), number(c.gpu_us).c_str());
     }
     std::printf("\nvkfuse sequence (b) over raw Vulkan (b'), median time per run:\n");
     for (const std::uint32_t n : sizes) {
