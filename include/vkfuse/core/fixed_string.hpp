@@ -36,3 +36,29 @@ template <std::size_t N>
 fixed_string(const char (&)[N]) -> fixed_string<N - 1>;
 
 } // namespace vkfuse
+
+namespace vkfuse {
+
+namespace detail {
+constexpr std::size_t decimal_digits(std::size_t v) {
+    std::size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        ++n;
+    }
+    return n;
+}
+} // namespace detail
+
+// A name with a number appended, for placeholders of repeated blocks: numbered<"wq", 3> is "wq3".
+template <fixed_string Base, std::size_t Index>
+inline constexpr auto numbered = [] {
+    constexpr std::size_t digits = detail::decimal_digits(Index);
+    fixed_string<Base.size() + digits> out;
+    for (std::size_t i = 0; i < Base.size(); ++i) out.chars[i] = Base[i];
+    std::size_t v = Index;
+    for (std::size_t i = 0; i < digits; ++i, v /= 10) out.chars[Base.size() + digits - 1 - i] = static_cast<char>('0' + v % 10);
+    return out;
+}();
+
+} // namespace vkfuse

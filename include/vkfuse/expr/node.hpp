@@ -1,6 +1,8 @@
 // vkfuse/expr/node.hpp — the expression nodes.
 //
-// Nodes describe; they compute nothing. glsl/ and reference/ are two evaluators of the same tree.
+// Nodes describe; they compute nothing. glsl/ and reference/ are two evaluators of the same tree. Children are
+// static members: a node object holds no data, so copying one is free however deep the expression (a member per
+// child made constant evaluation copy whole trees — exponential for a stack of layers).
 //
 // Every node is an empty type: leaves are identified by name (the data is bound at run time) or carry their value in
 // the type (constant<0.5f>), so an expression's *type* is the whole computation. That is what lets the GLSL be a
@@ -91,7 +93,7 @@ struct unary : node_base {
     static constexpr enum op op = O;
     using dtype = typename A::dtype;
     using shape = Shape;
-    [[no_unique_address]] A a;
+    static constexpr A a{};
 };
 
 template <op O, class A, class B, class Shape>
@@ -99,8 +101,8 @@ struct binary : node_base {
     static constexpr enum op op = O;
     using dtype = typename A::dtype;
     using shape = Shape;
-    [[no_unique_address]] A a;
-    [[no_unique_address]] B b;
+    static constexpr A a{};
+    static constexpr B b{};
 };
 
 // sum, max or mean of a vector: a scalar.
@@ -109,7 +111,7 @@ struct reduce : node_base {
     static constexpr enum op op = O;
     using dtype = std::conditional_t<O == op::argmax, u32, typename A::dtype>;  // argmax is an index
     using shape = scalar_shape;
-    [[no_unique_address]] A a;
+    static constexpr A a{};
 };
 
 // The matrix-vector product W[M, N] . x[N] -> [M]; W is a matrix placeholder (weights are stored [out, in] row-major).
@@ -117,8 +119,8 @@ template <class W, class X>
 struct product : node_base {
     using dtype = typename X::dtype;
     using shape = vkfuse::shape<W::shape::dims[0]>;
-    [[no_unique_address]] W w;
-    [[no_unique_address]] X x;
+    static constexpr W w{};
+    static constexpr X x{};
 };
 
 // A result given a name: computed where it is needed like any other value, and also written to a buffer of that
@@ -128,7 +130,7 @@ struct named_value : node_base {
     static constexpr auto name = Name;
     using dtype = typename A::dtype;
     using shape = typename A::shape;
-    [[no_unique_address]] A a;
+    static constexpr A a{};
 };
 
 // Rotary position embedding, Hugging Face's rotate-half layout: within each head of HeadDim values, element j and
@@ -141,8 +143,8 @@ struct rotary : node_base {
     static constexpr std::size_t max_positions = MaxPos;
     using dtype = typename X::dtype;
     using shape = typename X::shape;
-    [[no_unique_address]] X a;
-    [[no_unique_address]] Pos pos;
+    static constexpr X a{};
+    static constexpr Pos pos{};
 };
 
 // The state matrix S[T, W] after writing row `pos` with x[W]: a KV cache append. The write happens in place.
@@ -150,9 +152,9 @@ template <class S, class X, class Pos>
 struct cache_write : node_base {
     using dtype = typename S::dtype;
     using shape = typename S::shape;
-    [[no_unique_address]] S state;
-    [[no_unique_address]] X a;
-    [[no_unique_address]] Pos pos;
+    static constexpr S state{};
+    static constexpr X a{};
+    static constexpr Pos pos{};
 };
 
 // Single-token attention of H query heads over a KV cache of positions 0..pos: head h reads KV head h / (H / KV),
@@ -165,10 +167,10 @@ struct decode_attention : node_base {
     static constexpr std::size_t head_dim = Q::shape::dims[0] / H;
     using dtype = typename Q::dtype;
     using shape = typename Q::shape;
-    [[no_unique_address]] Q q;
-    [[no_unique_address]] K k;
-    [[no_unique_address]] V v;
-    [[no_unique_address]] Pos pos;
+    static constexpr Q q{};
+    static constexpr K k{};
+    static constexpr V v{};
+    static constexpr Pos pos{};
 };
 
 // Row `token` of a table E[V, D]: an embedding lookup.
@@ -176,8 +178,8 @@ template <class E, class Token>
 struct row_lookup : node_base {
     using dtype = typename E::dtype;
     using shape = vkfuse::shape<E::shape::dims[1]>;
-    [[no_unique_address]] E table;
-    [[no_unique_address]] Token token;
+    static constexpr E table{};
+    static constexpr Token token{};
 };
 
 // `y = e`: the expression stored into an output placeholder. A program is one assignment (several named results
@@ -186,13 +188,22 @@ template <class Out, class E>
 struct assignment {
     using output = Out;
     using value = E;
-    [[no_unique_address]] E e;
+    static constexpr E e{};
 };
 
 // Several results computed together: a layer.
 template <class... Assignments>
 struct program {
     static_assert(sizeof...(Assignments) >= 1, "vkfuse::layer_graph(...): give at least one `output = expression`");
+};
+
+// A program run once for each position 0 .. Count-1 of the index `Index`, in order: a whole sequence of tokens.
+// single_dispatch runs it as a loop inside one dispatch; the other strategies record Count runs of their kernels.
+template <fixed_string Index, std::size_t Count, class P>
+struct repeated {
+    static constexpr auto index_name = Index;
+    static constexpr std::size_t count = Count;
+    using program = P;
 };
 
 // A placeholder that failed a check; returned after a static_assert so one mistake gives one error, not a cascade.
@@ -219,6 +230,13 @@ template <class T>
 inline constexpr bool is_program_v = is_assignment_v<T>;
 template <class... A>
 inline constexpr bool is_program_v<program<A...>> = true;
+template <fixed_string I, std::size_t N, class P>
+inline constexpr bool is_program_v<repeated<I, N, P>> = true;
+
+template <class T>
+inline constexpr bool is_effect_v = false;  // a cache write given to layer_graph for its own sake
+template <class S, class X, class P>
+inline constexpr bool is_effect_v<cache_write<S, X, P>> = true;
 
 // The assignments of a program, as a program<...>.
 template <class T>
@@ -229,6 +247,8 @@ template <class... A>
 struct as_program<program<A...>> {
     using type = program<A...>;
 };
+template <fixed_string I, std::size_t N, class P>
+struct as_program<repeated<I, N, P>> : as_program<P> {};
 
 } // namespace expr
 

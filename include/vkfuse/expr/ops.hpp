@@ -329,8 +329,10 @@ constexpr auto attention(Q, K, V, Pos) {
 // Row `token` of the table: an embedding lookup.
 template <expression E, expression Token>
 constexpr auto embedding(E, Token) {
-    if constexpr (!(is_placeholder_v<E> && E::shape::rank == 2 && E::leaf_role == role::weight)) {
-        static_assert(detail::dependent_false<E>, "vkfuse embedding(table, token): the table must be a weight matrix");
+    if constexpr (!(is_placeholder_v<E> && E::shape::rank == 2 &&
+                    (E::leaf_role == role::weight || E::leaf_role == role::input))) {
+        static_assert(detail::dependent_false<E>,
+                      "vkfuse embedding(table, token): the table must be a weight or input matrix");
         return invalid{};
     } else if constexpr (!detail::is_index<Token>) {
         static_assert(detail::dependent_false<Token>, "vkfuse embedding: the token must be an uint_param<\"...\">");
@@ -386,9 +388,9 @@ struct output_of {
     using shape = vkfuse::shape<Dims...>;
 
     template <expr::expression E>
-    constexpr auto operator=(E e) const {
+    constexpr auto operator=(E) const {
         if constexpr (std::is_same_v<E, expr::invalid>) {
-            return expr::assignment<output_of, E>{e};
+            return expr::assignment<output_of, E>{};
         } else {
             static_assert(std::is_same_v<typename E::shape, shape>,
                           "vkfuse output (y = e): the expression's shape differs from the output's declared shape");
@@ -396,7 +398,7 @@ struct output_of {
                           "vkfuse output (y = e): the output's dtype differs from the expression's (f32 outputs "
                           "hold f32 expressions, u32 outputs an argmax; f16 storage is designed in; its code "
                           "generation is not implemented yet)");
-            return expr::assignment<output_of, E>{e};
+            return expr::assignment<output_of, E>{};
         }
     }
 };
@@ -409,8 +411,18 @@ using output = output_of<Name, f32, Dims...>;
 //     auto decoder = layer_graph(q_out = ..., y = ...);
 template <class... Assignments>
 constexpr auto layer_graph(Assignments...) {
-    static_assert((expr::is_assignment_v<Assignments> && ...), "vkfuse layer_graph(...): every argument is `output = e`");
+    static_assert(((expr::is_assignment_v<Assignments> || expr::is_effect_v<Assignments>) && ...),
+                  "vkfuse layer_graph(...): every argument is `output = e` or an append(cache, x, pos)");
     return expr::program<Assignments...>{};
+}
+
+// Runs `program` for Index = 0, 1, ..., Count-1 in order — a whole autoregressive sequence:
+//     auto all_tokens = repeat<"pos", 64>(layer_graph(append(out, y, pos)));
+template <fixed_string Index, std::size_t Count, class Program>
+constexpr auto repeat(Program) {
+    static_assert(expr::is_program_v<Program>, "vkfuse repeat<\"...\", N>(p): p must be a program");
+    static_assert(Count > 0, "vkfuse repeat: the count must be at least 1");
+    return expr::repeated<Index, Count, Program>{};
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -235,8 +235,12 @@ constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int inden
             t << "0]";
         else
             t << s.index << ']';
-    } else if (x.kind == node_kind::leaf) {  // a param
-        t << "params.p_" << x.name.view();
+    } else if (x.kind == node_kind::leaf) {  // a param, or the position a single dispatch loops over
+        const auto& p = kv.p;
+        if (p.how == strategy::single_dispatch && p.loop_param >= 0 && p.params[p.loop_param] == n)
+            t << "vkf_position";
+        else
+            t << "params.p_" << x.name.view();
     } else if (x.kind == node_kind::unary) {
         unary_call(t, x.operation);
         t << '(';
@@ -919,11 +923,16 @@ constexpr void emit_shader(T& t, const plan::program_plan<Cap>& p, int index, bo
     detail::emit_push_constants(t, p);
     detail::emit_helpers(t, p, phases);
     t << "void main() {\n";
+    const bool loop = single && p.loop_param >= 0;
+    if (loop)
+        t << "    // every position of the sequence, in order, inside this one dispatch\n"
+          << "    for (uint vkf_position = 0u; vkf_position < " << p.loop_count << "u; ++vkf_position) {\n";
     for (int k = phases.first; k < phases.last; ++k) {
         if (k > phases.first)
             t << "    memoryBarrierBuffer();\n    barrier();  // the next phase reads what this one wrote\n";
         detail::emit_phase(t, p, k, packed);
     }
+    if (loop) t << "    memoryBarrierBuffer();\n    barrier();  // the next position reads this one's cache rows\n    }\n";
     t << "}\n";
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "../core/fixed_string.hpp"
 #include "../core/types.hpp"
@@ -89,6 +90,7 @@ void vkfuse_error_two_results_have_the_same_name();
 template <std::size_t Cap>
 struct graph {
     node nodes[Cap] = {};
+    std::uint64_t keys[Cap] = {};  // the structural hash of the type each node was lowered from (memo)
     int size = 0;
     name_buf result_name[Cap] = {};  // names given by named<"..."> or by an output `y = ...`
     output_record outputs[Cap] = {};
@@ -115,7 +117,44 @@ struct graph {
         }
         result_name[i] = n;
     }
+    constexpr void add_output(const output_record& o) { outputs[output_count++] = o; }
     constexpr const node& operator[](int i) const { return nodes[i]; }
+};
+
+// The graph under construction: growable (constexpr std::vector), so lowering needs no capacity guessed from the
+// tree (a stack of layers' tree is exponentially larger than its DAG) and no large fixed array copied around.
+struct growing_graph {
+    std::vector<node> nodes;
+    std::vector<std::uint64_t> keys;
+    std::vector<name_buf> result_name;
+    std::vector<output_record> outputs;
+    int size = 0;
+    int output_count = 0;
+
+    constexpr int intern(const node& n) {
+        for (int i = 0; i < size; ++i) {
+            if (nodes[i].same(n)) return i;
+            if (n.kind == node_kind::leaf && nodes[i].kind == node_kind::leaf && nodes[i].name == n.name)
+                vkfuse_error_one_name_is_used_for_two_different_placeholders();
+        }
+        nodes.push_back(n);
+        keys.push_back(0);
+        result_name.push_back({});
+        return size++;
+    }
+    constexpr void name_result(int i, const name_buf& n) {
+        if (!result_name[i].empty()) vkfuse_error_one_value_has_two_names_or_is_stored_into_two_outputs();
+        for (int j = 0; j < size; ++j) {
+            if (result_name[j] == n) vkfuse_error_two_results_have_the_same_name();
+            if (nodes[j].kind == node_kind::leaf && nodes[j].name == n)
+                vkfuse_error_one_name_is_used_for_two_different_placeholders();
+        }
+        result_name[i] = n;
+    }
+    constexpr void add_output(const output_record& o) {
+        outputs.push_back(o);
+        ++output_count;
+    }
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -133,9 +172,34 @@ constexpr node shaped(node n) {
 template <class T>
 struct lower_node;
 
-template <class E, std::size_t Cap>
-constexpr int lower(graph<Cap>& g) {
-    return lower_node<E>::apply(g);
+// Structural hashes of node types, computed once per type by the compiler (static members), so lowering can skip
+// a sub-expression it has lowered before. Without this, a stack of layers — each using its input several times —
+// would be walked once per path through it: exponentially often.
+constexpr std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 29);
+}
+template <std::size_t N>
+constexpr std::uint64_t hash_name(const fixed_string<N>& s) {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (std::size_t i = 0; i < N; ++i) h = (h ^ static_cast<unsigned char>(s[i])) * 0x100000001b3ull;
+    return h;
+}
+
+// Tree sizes saturate: they only bound the first pass of lowering (lower_program), which then sizes exactly.
+inline constexpr std::size_t max_graph_nodes = 4096;
+constexpr std::size_t saturate(std::size_t n) { return n > max_graph_nodes ? max_graph_nodes : n; }
+
+template <class E, class G>
+constexpr int lower(G& g) {
+    constexpr std::uint64_t key = lower_node<E>::key;
+    for (int i = 0; i < g.size; ++i)
+        if (g.keys[i] == key) return i;
+    const int i = lower_node<E>::apply(g);
+    if (g.keys[i] == 0) g.keys[i] = key;
+    return i;
 }
 
 template <class E>
@@ -146,8 +210,12 @@ struct lower_node<expr::placeholder<R, Name, D, S>> {
     static_assert(D::code != dtype_code::f16,
                   "vkfuse: f16 storage is designed in, but its code generation is not implemented yet; use f32");
     static constexpr std::size_t tree_size = 1;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::uint64_t key =
+        mix(mix(mix(mix(hash_name(Name), static_cast<std::uint64_t>(R)), static_cast<std::uint64_t>(D::code)),
+                S::rows),
+            S::cols * 31 + S::rank);
+    template <class G>
+    static constexpr int apply(G& g) {
         node n = shaped<S>({});
         n.kind = node_kind::leaf;
         n.leaf_role = R;
@@ -160,8 +228,9 @@ struct lower_node<expr::placeholder<R, Name, D, S>> {
 template <float V>
 struct lower_node<expr::constant<V>> {
     static constexpr std::size_t tree_size = 1;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::uint64_t key = mix(0xc0ffeeull, std::bit_cast<std::uint32_t>(V));
+    template <class G>
+    static constexpr int apply(G& g) {
         node n;
         n.kind = node_kind::constant;
         n.value = V;
@@ -171,9 +240,10 @@ struct lower_node<expr::constant<V>> {
 
 template <op O, class A, class S>
 struct lower_node<expr::unary<O, A, S>> {
-    static constexpr std::size_t tree_size = 1 + lower_node<A>::tree_size;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::size_t tree_size = saturate(1 + lower_node<A>::tree_size);
+    static constexpr std::uint64_t key = mix(mix(0x1ull, static_cast<std::uint64_t>(O)), lower_node<A>::key);
+    template <class G>
+    static constexpr int apply(G& g) {
         node n = shaped<S>({});
         n.kind = node_kind::unary;
         n.operation = O;
@@ -184,9 +254,11 @@ struct lower_node<expr::unary<O, A, S>> {
 
 template <op O, class A, class B, class S>
 struct lower_node<expr::binary<O, A, B, S>> {
-    static constexpr std::size_t tree_size = 1 + lower_node<A>::tree_size + lower_node<B>::tree_size;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::size_t tree_size = saturate(1 + lower_node<A>::tree_size + lower_node<B>::tree_size);
+    static constexpr std::uint64_t key =
+        mix(mix(mix(0x2ull, static_cast<std::uint64_t>(O)), lower_node<A>::key), lower_node<B>::key);
+    template <class G>
+    static constexpr int apply(G& g) {
         node n = shaped<S>({});
         n.kind = node_kind::binary;
         n.operation = O;
@@ -198,9 +270,10 @@ struct lower_node<expr::binary<O, A, B, S>> {
 
 template <op O, class A>
 struct lower_node<expr::reduce<O, A>> {
-    static constexpr std::size_t tree_size = 1 + lower_node<A>::tree_size;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::size_t tree_size = saturate(1 + lower_node<A>::tree_size);
+    static constexpr std::uint64_t key = mix(mix(0x3ull, static_cast<std::uint64_t>(O)), lower_node<A>::key);
+    template <class G>
+    static constexpr int apply(G& g) {
         node n;
         n.kind = node_kind::reduce;
         n.operation = O;
@@ -212,9 +285,10 @@ struct lower_node<expr::reduce<O, A>> {
 
 template <class W, class X>
 struct lower_node<expr::product<W, X>> {
-    static constexpr std::size_t tree_size = 1 + lower_node<W>::tree_size + lower_node<X>::tree_size;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::size_t tree_size = saturate(1 + lower_node<W>::tree_size + lower_node<X>::tree_size);
+    static constexpr std::uint64_t key = mix(mix(0x4ull, lower_node<W>::key), lower_node<X>::key);
+    template <class G>
+    static constexpr int apply(G& g) {
         node n = shaped<typename expr::product<W, X>::shape>({});
         n.kind = node_kind::matvec;
         n.a = lower<W>(g);
@@ -226,8 +300,9 @@ struct lower_node<expr::product<W, X>> {
 template <fixed_string Name, class A>
 struct lower_node<expr::named_value<Name, A>> {
     static constexpr std::size_t tree_size = lower_node<A>::tree_size;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::uint64_t key = mix(mix(0x5ull, hash_name(Name)), lower_node<A>::key);
+    template <class G>
+    static constexpr int apply(G& g) {
         const int i = lower<A>(g);
         if (!(g.result_name[i] == name_buf::from(Name))) g.name_result(i, name_buf::from(Name));
         return i;
@@ -271,9 +346,12 @@ constexpr node rope_table_leaf() {
 
 template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
 struct lower_node<expr::rotary<HD, Theta, MaxPos, X, Pos>> {
-    static constexpr std::size_t tree_size = 2 + lower_node<X>::tree_size + lower_node<Pos>::tree_size;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::size_t tree_size = saturate(2 + lower_node<X>::tree_size + lower_node<Pos>::tree_size);
+    static constexpr std::uint64_t key =
+        mix(mix(mix(mix(mix(0x6ull, HD), std::bit_cast<std::uint32_t>(Theta)), MaxPos), lower_node<X>::key),
+            lower_node<Pos>::key);
+    template <class G>
+    static constexpr int apply(G& g) {
         node n = shaped<typename X::shape>({});
         n.kind = node_kind::rope;
         n.a = lower<X>(g);
@@ -288,9 +366,11 @@ struct lower_node<expr::rotary<HD, Theta, MaxPos, X, Pos>> {
 template <class S, class X, class Pos>
 struct lower_node<expr::cache_write<S, X, Pos>> {
     static constexpr std::size_t tree_size =
-        1 + lower_node<S>::tree_size + lower_node<X>::tree_size + lower_node<Pos>::tree_size;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+        saturate(1 + lower_node<S>::tree_size + lower_node<X>::tree_size + lower_node<Pos>::tree_size);
+    static constexpr std::uint64_t key =
+        mix(mix(mix(0x7ull, lower_node<S>::key), lower_node<X>::key), lower_node<Pos>::key);
+    template <class G>
+    static constexpr int apply(G& g) {
         node n = shaped<typename S::shape>({});
         n.kind = node_kind::append;
         n.a = lower<S>(g);
@@ -303,10 +383,13 @@ struct lower_node<expr::cache_write<S, X, Pos>> {
 template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
 struct lower_node<expr::decode_attention<H, KV, Q, K, V, Pos>> {
     using node_type = expr::decode_attention<H, KV, Q, K, V, Pos>;
-    static constexpr std::size_t tree_size = 1 + lower_node<Q>::tree_size + lower_node<K>::tree_size +
-                                             lower_node<V>::tree_size + lower_node<Pos>::tree_size;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::size_t tree_size = saturate(1 + lower_node<Q>::tree_size + lower_node<K>::tree_size +
+                                                      lower_node<V>::tree_size + lower_node<Pos>::tree_size);
+    static constexpr std::uint64_t key =
+        mix(mix(mix(mix(mix(mix(0x8ull, H), KV), lower_node<Q>::key), lower_node<K>::key), lower_node<V>::key),
+            lower_node<Pos>::key);
+    template <class G>
+    static constexpr int apply(G& g) {
         node n = shaped<typename Q::shape>({});
         n.kind = node_kind::attention;
         n.a = lower<Q>(g);
@@ -322,9 +405,10 @@ struct lower_node<expr::decode_attention<H, KV, Q, K, V, Pos>> {
 
 template <class E, class Token>
 struct lower_node<expr::row_lookup<E, Token>> {
-    static constexpr std::size_t tree_size = 1 + lower_node<E>::tree_size + lower_node<Token>::tree_size;
-    template <std::size_t Cap>
-    static constexpr int apply(graph<Cap>& g) {
+    static constexpr std::size_t tree_size = saturate(1 + lower_node<E>::tree_size + lower_node<Token>::tree_size);
+    static constexpr std::uint64_t key = mix(mix(0x9ull, lower_node<E>::key), lower_node<Token>::key);
+    template <class G>
+    static constexpr int apply(G& g) {
         node n = shaped<typename expr::row_lookup<E, Token>::shape>({});
         n.kind = node_kind::lookup;
         n.a = lower<E>(g);
@@ -341,27 +425,60 @@ template <class Out, class E>
 constexpr void lower_assignment(auto& g) {
     const int i = lower<E>(g);
     g.name_result(i, name_buf::from(Out::name));
-    g.outputs[g.output_count++] = {name_buf::from(Out::name), Out::dtype::code, i};
+    g.add_output({name_buf::from(Out::name), Out::dtype::code, i});
 }
+
+// One argument of a program: `output = e`, or an effect (a cache append) lowered for its own sake.
+template <class T>
+struct entry_lowering {
+    static constexpr std::size_t tree_size = lower_node<T>::tree_size;
+    template <class G>
+    static constexpr void apply(G& g) {
+        lower<T>(g);
+    }
+};
+template <class Out, class E>
+struct entry_lowering<expr::assignment<Out, E>> {
+    static constexpr std::size_t tree_size = lower_node<E>::tree_size;
+    template <class G>
+    static constexpr void apply(G& g) {
+        lower_assignment<Out, E>(g);
+    }
+};
 
 template <class P>
 struct program_lowering;
 
-template <class... Out, class... E>
-struct program_lowering<expr::program<expr::assignment<Out, E>...>> {
-    static constexpr std::size_t tree_size = (std::size_t{0} + ... + lower_node<E>::tree_size);
-    template <std::size_t Cap>
-    static constexpr void apply(graph<Cap>& g) {
-        (lower_assignment<Out, E>(g), ...);
+template <class... Entries>
+struct program_lowering<expr::program<Entries...>> {
+    static constexpr std::size_t tree_size = saturate((std::size_t{0} + ... + entry_lowering<Entries>::tree_size));
+    template <class G>
+    static constexpr void apply(G& g) {
+        (entry_lowering<Entries>::apply(g), ...);
     }
 };
 
-// The DAG of a program type (an assignment or a layer_graph(...)).
+// The DAG of a program type (an assignment or a layer_graph(...)), in a graph of exactly its size: lowered into a
+// growing graph once to learn the size, then again to fill the fixed one (a constant's storage cannot be dynamic).
 template <class Program>
 constexpr auto lower_program() {
     using P = typename expr::as_program<Program>::type;
-    graph<program_lowering<P>::tree_size + 1> g;
-    program_lowering<P>::apply(g);
+    constexpr int size = [] {
+        growing_graph g;
+        program_lowering<P>::apply(g);
+        return g.size;
+    }();
+    growing_graph wide;
+    program_lowering<P>::apply(wide);
+    graph<static_cast<std::size_t>(size) + 1> g;
+    for (int i = 0; i < size; ++i) {
+        g.nodes[i] = wide.nodes[i];
+        g.keys[i] = wide.keys[i];
+        g.result_name[i] = wide.result_name[i];
+    }
+    g.size = size;
+    for (int o = 0; o < wide.output_count; ++o) g.outputs[o] = wide.outputs[o];
+    g.output_count = wide.output_count;
     return g;
 }
 

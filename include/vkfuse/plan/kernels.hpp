@@ -62,15 +62,21 @@ struct buffer_slot {
     constexpr std::size_t bytes() const { return static_cast<std::size_t>(elements) * dtype_bytes(dtype); }
 };
 
+// Bounds of one kernel, fixed so a plan's size grows with its kernels, not with their square.
+inline constexpr int max_kernel_roots = 16;
+inline constexpr int max_kernel_buffers = 96;
+void vkfuse_error_a_kernel_has_more_than_16_roots();
+void vkfuse_error_a_kernel_uses_more_than_96_buffers();
+
 // One dispatch (or, under single_dispatch, one phase of the only dispatch).
 template <std::size_t Cap>
 struct kernel_plan {
     kernel_kind kind = kernel_kind::elementwise;
-    int roots[Cap] = {};           // materialised values it computes, one segment each
+    int roots[max_kernel_roots] = {};       // materialised values it computes, one segment each
     int root_count = 0;
-    int buffers[Cap + 1] = {};     // buffers it uses, ascending: binding i is buffers[i]
+    int buffers[max_kernel_buffers] = {};   // buffers it uses, ascending: binding i is buffers[i]
     int buffer_count = 0;
-    bool writes[Cap + 1] = {};     // per entry of `buffers`
+    bool writes[max_kernel_buffers] = {};   // per entry of `buffers`
 
     constexpr int binding_count() const { return buffer_count; }
     constexpr int binding(int i) const { return buffers[i]; }
@@ -86,6 +92,8 @@ struct program_plan {
     int buffer_count = 0;
     int buffer_of_node[Cap] = {};  // -1 where the node lives in no buffer
 
+    int loop_param = -1;           // repeat<>: the index that runs 0 .. loop_count-1 (a params[] position)
+    std::uint32_t loop_count = 0;
     int params[Cap] = {};          // param leaves, in push-constant order (4 bytes each)
     int param_count = 0;
     std::uint32_t param_limit[Cap] = {};  // an index param must stay below this (0: no limit)
@@ -118,6 +126,8 @@ struct program_plan {
 };
 
 void vkfuse_error_an_output_or_name_is_also_a_placeholder_name();
+void vkfuse_error_repeat_names_an_index_the_program_does_not_use();
+void vkfuse_error_repeat_runs_past_a_table_or_cache_its_index_indexes();
 void vkfuse_error_an_output_holds_a_placeholder_directly();
 
 namespace detail {
@@ -267,11 +277,14 @@ constexpr void form_kernels(program_plan<Cap>& p) {
         k.kind = kind;
         return k;
     };
+    auto add_root = [&](kernel_plan<Cap>& k, int root) {
+        if (k.root_count == max_kernel_roots) vkfuse_error_a_kernel_has_more_than_16_roots();
+        k.roots[k.root_count++] = root;
+    };
     if (p.how == strategy::per_op) {
         for (int i = 0; i < g.size; ++i)
             if (p.materialized[i]) {
-                auto& k = start_kernel(kind_of(p, i));
-                k.roots[k.root_count++] = i;
+                add_root(start_kernel(kind_of(p, i)), i);
             }
     } else {
         constexpr kernel_kind kinds[3] = {kernel_kind::elementwise, kernel_kind::matvec, kernel_kind::attention};
@@ -281,8 +294,9 @@ constexpr void form_kernels(program_plan<Cap>& p) {
                 for (int i = 0; i < g.size; ++i) {
                     if (!p.materialized[i] || level[i] != l || kind_of(p, i) != kind) continue;
                     // an attention kernel has one root: its geometry (a workgroup per head) is the root's
-                    if (!k || kind == kernel_kind::attention) k = &start_kernel(kind);
-                    k->roots[k->root_count++] = i;
+                    if (!k || kind == kernel_kind::attention || k->root_count == max_kernel_roots)
+                        k = &start_kernel(kind);
+                    add_root(*k, i);
                 }
             }
         }
@@ -303,6 +317,7 @@ constexpr void form_kernels(program_plan<Cap>& p) {
         }
         for (int b = 0; b < p.buffer_count; ++b) {
             if (!used[b]) continue;
+            if (kp.buffer_count == max_kernel_buffers) vkfuse_error_a_kernel_uses_more_than_96_buffers();
             kp.writes[kp.buffer_count] = written[b];
             kp.buffers[kp.buffer_count++] = b;
         }
@@ -333,6 +348,14 @@ constexpr auto make_plan() {
     for (int b = 0; b < p.buffer_count; ++b) {
         p.arena_offset[b] = static_cast<std::uint32_t>(p.arena_floats);
         p.arena_floats += (p.buffers[b].elements + 3u) / 4u * 4u;
+    }
+    if constexpr (requires { Program::index_name; }) {  // repeat<>
+        for (int i = 0; i < p.param_count; ++i)
+            if (p.g[p.params[i]].name == name_buf::from(Program::index_name)) p.loop_param = i;
+        if (p.loop_param < 0) vkfuse_error_repeat_names_an_index_the_program_does_not_use();
+        p.loop_count = static_cast<std::uint32_t>(Program::count);
+        if (p.param_limit[p.loop_param] != 0 && p.loop_count > p.param_limit[p.loop_param])
+            vkfuse_error_repeat_runs_past_a_table_or_cache_its_index_indexes();
     }
     return p;
 }

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <limits>
 #include <map>
+#include <variant>
 #include <numbers>
 #include <span>
 #include <string>
@@ -32,6 +33,9 @@ struct bindings {
     std::map<std::string, float, std::less<>> params;
     std::map<std::string, std::uint32_t, std::less<>> indices;
     std::map<std::string, std::vector<double>, std::less<>> results;
+    // Values already computed in this evaluation, by node type: a stack of layers uses each layer's output several
+    // times, and walking the tree instead of the DAG would cost exponentially many evaluations.
+    std::map<const void*, std::variant<double, Eigen::ArrayXd, std::string>> memo;
 };
 
 using vector = Eigen::ArrayXd;
@@ -119,6 +123,20 @@ vector eval(const expr::decode_attention<H, KV, Q, K, V, Pos>&, bindings&);
 template <class E, class Token>
 vector eval(const expr::row_lookup<E, Token>&, bindings&);
 
+template <class T>
+inline constexpr char type_tag = 0;  // its address identifies type T
+
+// eval, once per node type and evaluation.
+template <class E>
+auto value_of(const E& e, bindings& b) {
+    using R = decltype(eval(e, b));
+    const void* key = &type_tag<E>;
+    if (auto it = b.memo.find(key); it != b.memo.end()) return std::get<R>(it->second);
+    R r = eval(e, b);
+    b.memo.emplace(key, r);
+    return r;
+}
+
 template <role R, fixed_string Name, class D, class S>
 auto eval(const expr::placeholder<R, Name, D, S>&, bindings& b) {
     if constexpr (R == role::param && std::is_same_v<D, u32>) {
@@ -151,7 +169,7 @@ double eval(const expr::constant<V>&, bindings&) {
 
 template <op O, class A, class S>
 auto eval(const expr::unary<O, A, S>& e, bindings& b) {
-    auto a = eval(e.a, b);
+    auto a = value_of(e.a, b);
     if constexpr (S::rank == 0)
         return detail::apply(O, a);
     else
@@ -160,8 +178,8 @@ auto eval(const expr::unary<O, A, S>& e, bindings& b) {
 
 template <op O, class A, class B, class S>
 auto eval(const expr::binary<O, A, B, S>& e, bindings& b) {
-    auto a = eval(e.a, b);
-    auto c = eval(e.b, b);
+    auto a = value_of(e.a, b);
+    auto c = value_of(e.b, b);
     if constexpr (S::rank == 0) {
         return detail::apply(O, a, c);
     } else {
@@ -173,7 +191,7 @@ auto eval(const expr::binary<O, A, B, S>& e, bindings& b) {
 
 template <op O, class A>
 double eval(const expr::reduce<O, A>& e, bindings& b) {
-    const vector a = eval(e.a, b);
+    const vector a = value_of(e.a, b);
     if constexpr (O == op::sum) {
         return a.sum();
     } else if constexpr (O == op::mean) {
@@ -194,7 +212,7 @@ vector eval(const expr::product<W, X>& e, bindings& b) {
     const auto data = detail::find_buffer(b, W::name.view(), W::shape::size);
     const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> w(data.data(), rows,
                                                                                                   cols);
-    const vector x = eval(e.x, b);
+    const vector x = value_of(e.x, b);
     return vector(w.cast<double>() * x.matrix());
 }
 
@@ -205,7 +223,7 @@ inline std::vector<double> to_values(const vector& v) { return std::vector<doubl
 
 template <fixed_string Name, class A>
 auto eval(const expr::named_value<Name, A>& e, bindings& b) {
-    auto value = eval(e.a, b);
+    auto value = value_of(e.a, b);
     b.results[std::string(Name.view())] = detail::to_values(value);
     return value;
 }
@@ -213,8 +231,8 @@ auto eval(const expr::named_value<Name, A>& e, bindings& b) {
 // Rotate-half RoPE in double: the pair (j, j + d/2) of each head turned by pos * theta^(-2j/d).
 template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
 vector eval(const expr::rotary<HD, Theta, MaxPos, X, Pos>& e, bindings& b) {
-    const vector x = eval(e.a, b);
-    const double pos = eval(e.pos, b);
+    const vector x = value_of(e.a, b);
+    const double pos = value_of(e.pos, b);
     vector out(x.size());
     for (Eigen::Index head = 0; head < x.size() / static_cast<Eigen::Index>(HD); ++head)
         for (std::size_t j = 0; j < HD / 2; ++j) {
@@ -230,8 +248,8 @@ vector eval(const expr::rotary<HD, Theta, MaxPos, X, Pos>& e, bindings& b) {
 // Writes row `pos` of the named state; the value is the state's name, for attention to read.
 template <class S, class X, class Pos>
 std::string eval(const expr::cache_write<S, X, Pos>& e, bindings& b) {
-    const vector x = eval(e.a, b);
-    const auto pos = static_cast<std::size_t>(eval(e.pos, b));
+    const vector x = value_of(e.a, b);
+    const auto pos = static_cast<std::size_t>(value_of(e.pos, b));
     constexpr std::size_t width = S::shape::dims[1];
     find_state(b, S::name.view(), S::shape::size);
     auto& state = b.buffers.find(S::name.view())->second;
@@ -243,9 +261,9 @@ template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
 vector eval(const expr::decode_attention<H, KV, Q, K, V, Pos>& e, bindings& b) {
     constexpr std::size_t hd = expr::decode_attention<H, KV, Q, K, V, Pos>::head_dim;
     constexpr std::size_t width = KV * hd;
-    const vector q = eval(e.q, b);
-    const std::string k_name = eval(e.k, b), v_name = eval(e.v, b);  // performs the appends
-    const auto pos = static_cast<std::size_t>(eval(e.pos, b));
+    const vector q = value_of(e.q, b);
+    const std::string k_name = value_of(e.k, b), v_name = value_of(e.v, b);  // performs the appends
+    const auto pos = static_cast<std::size_t>(value_of(e.pos, b));
     const auto& k = b.buffers.find(k_name)->second;
     const auto& v = b.buffers.find(v_name)->second;
     vector out = vector::Zero(static_cast<Eigen::Index>(H * hd));
@@ -272,23 +290,45 @@ template <class E, class Token>
 vector eval(const expr::row_lookup<E, Token>& e, bindings& b) {
     constexpr auto cols = static_cast<Eigen::Index>(E::shape::dims[1]);
     const auto table = detail::find_buffer(b, E::name.view(), E::shape::size);
-    const auto token = static_cast<Eigen::Index>(eval(e.token, b));
+    const auto token = static_cast<Eigen::Index>(value_of(e.token, b));
     return Eigen::Map<const Eigen::ArrayXf>(table.data() + token * cols, cols).cast<double>();
 }
 
-// Runs every assignment of the program in order; returns each output by name (named results are in b.results).
-template <class... Out, class... E>
-std::map<std::string, std::vector<double>, std::less<>> evaluate(
-    const expr::program<expr::assignment<Out, E>...>&, bindings& b) {
-    std::map<std::string, std::vector<double>, std::less<>> out;
-    ((out[std::string(Out::name.view())] = b.results[std::string(Out::name.view())] =
-          detail::to_values(eval(E{}, b))),
-     ...);
+using result_map = std::map<std::string, std::vector<double>, std::less<>>;
+
+namespace detail {
+template <class Out, class E>
+void evaluate_entry(const expr::assignment<Out, E>&, bindings& b, result_map& out) {
+    out[std::string(Out::name.view())] = b.results[std::string(Out::name.view())] = to_values(value_of(E{}, b));
+}
+template <class Effect>
+void evaluate_entry(const Effect& e, bindings& b, result_map&) {
+    value_of(e, b);  // an append: it writes its state
+}
+} // namespace detail
+
+// Runs every entry of the program in order; returns each output by name (named results are in b.results).
+template <class... Entries>
+result_map evaluate(const expr::program<Entries...>&, bindings& b) {
+    b.memo.clear();  // inputs, indices and states may have changed since the last evaluation
+    result_map out;
+    (detail::evaluate_entry(Entries{}, b, out), ...);
+    return out;
+}
+
+// A repeat<>: the program once per position, in order; the outputs of the last.
+template <fixed_string Index, std::size_t Count, class P>
+result_map evaluate(const expr::repeated<Index, Count, P>&, bindings& b) {
+    result_map out;
+    for (std::size_t position = 0; position < Count; ++position) {
+        b.indices[std::string(Index.view())] = static_cast<std::uint32_t>(position);
+        out = evaluate(P{}, b);
+    }
     return out;
 }
 
 template <class Out, class E>
-std::map<std::string, std::vector<double>, std::less<>> evaluate(const expr::assignment<Out, E>&, bindings& b) {
+result_map evaluate(const expr::assignment<Out, E>&, bindings& b) {
     return evaluate(expr::program<expr::assignment<Out, E>>{}, b);
 }
 

@@ -157,7 +157,7 @@ verify_report verify(program<Program, How>& prog, const Program& expression, con
     reference::bindings host = randomize(prog, o);
     for (int i = 0; i < P::plan.param_count; ++i) {
         const auto& n = P::plan.g[P::plan.params[i]];
-        if (n.dtype != dtype_code::u32) continue;
+        if (n.dtype != dtype_code::u32 || i == P::plan.loop_param) continue;
         auto it = indices.find(n.name.view());
         const std::uint32_t v = it == indices.end() ? 0u : it->second;
         prog.set_index(n.name.view(), v);

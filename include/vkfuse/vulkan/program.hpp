@@ -124,14 +124,18 @@ public:
     static constexpr auto& plan = info::plan;
     static constexpr strategy how = How;
     // Dispatches per run: one per kernel, or one for a single-dispatch program.
-    static constexpr int dispatch_count = info::kernel_count;
+    static constexpr int shader_count = info::kernel_count;
+    // A repeat<> program runs its kernels once per position (single_dispatch loops inside its one dispatch).
+    static constexpr bool repeating = plan.loop_param >= 0;
+    static constexpr int runs_per_call = repeating && How != strategy::single_dispatch ? static_cast<int>(plan.loop_count) : 1;
+    static constexpr int dispatch_count = shader_count * runs_per_call;
 
     explicit program(context& ctx, program_options options = {})
         : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options)) {
         std::uint32_t limit = ctx.device().max_storage_buffers_per_stage;
         if (options.max_bindings != 0) limit = std::min(limit, options.max_bindings);
         std::size_t widest = 0;
-        for (int k = 0; k < dispatch_count; ++k) widest = std::max(widest, shader_buffers(k).size());
+        for (int k = 0; k < shader_count; ++k) widest = std::max(widest, shader_buffers(k).size());
         packed_ = options.pack_buffers || widest > limit;
         build_kernels();
         allocate_buffers();
@@ -184,6 +188,9 @@ public:
     // cache it indexes.
     void set_index(std::string_view name, std::uint32_t value) {
         const int i = param(name, dtype_code::u32);
+        if (i == plan.loop_param)
+            throw usage_error("vkfuse program: index '" + std::string(name) + "' is the one repeat<> runs over; each "
+                              "run goes through all " + std::to_string(plan.loop_count) + " positions itself.");
         const std::uint32_t limit = plan.param_limit[i];
         if (limit != 0 && value >= limit)
             throw usage_error("vkfuse program: index '" + std::string(name) + "' = " + std::to_string(value) +
@@ -394,11 +401,11 @@ private:
                 if (plan.kernels[k].kind == plan::kernel_kind::attention)
                     check_head_dim(plan.g[plan.kernels[k].roots[0]].p2);
         }
-        kernels_.reserve(static_cast<std::size_t>(dispatch_count));
-        for (int k = 0; k < dispatch_count; ++k)
+        kernels_.reserve(static_cast<std::size_t>(shader_count));
+        for (int k = 0; k < shader_count; ++k)
             labels_.push_back(std::string(strategy_name(How)) + " shader " + std::to_string(k + 1) + " of " +
-                              std::to_string(dispatch_count));
-        for (int k = 0; k < dispatch_count; ++k) {
+                              std::to_string(shader_count));
+        for (int k = 0; k < shader_count; ++k) {
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(k)];
             spec.glsl = glsl(k);
@@ -473,7 +480,7 @@ private:
                                   std::string(s.name.view()) + "\", ...) or bind it before run().");
         }
         for (int i = 0; i < plan.param_count; ++i)
-            if (!param_set_[static_cast<std::size_t>(i)])
+            if (!param_set_[static_cast<std::size_t>(i)] && i != plan.loop_param)
                 throw usage_error("vkfuse program: " +
                                   std::string(plan.g[plan.params[i]].dtype == dtype_code::u32 ? "index '" : "param '") +
                                   std::string(plan.g[plan.params[i]].name.view()) + "' was never set; call " +
@@ -483,16 +490,22 @@ private:
         std::vector<std::byte> push(plan.push_constant_bytes());
         if (!push.empty()) std::memcpy(push.data(), params_.data(), push.size());
         std::vector<vulkan::dispatch> dispatches;
-        for (int k = 0; k < dispatch_count; ++k) {
-            vulkan::dispatch d;
-            d.k = &kernels_[static_cast<std::size_t>(k)];
-            if (packed_)
-                d.buffers.push_back(arena_.get());
-            else
-                for (int b : shader_buffers(k)) d.buffers.push_back(bound_[static_cast<std::size_t>(b)]);
-            d.groups = {workgroups(k), 1, 1};
-            d.push_constants = push;
-            dispatches.push_back(std::move(d));
+        for (int run = 0; run < runs_per_call; ++run) {
+            if (repeating) {  // this run's position
+                const auto position = static_cast<std::uint32_t>(run);
+                std::memcpy(push.data() + 4 * plan.loop_param, &position, 4);
+            }
+            for (int k = 0; k < shader_count; ++k) {
+                vulkan::dispatch d;
+                d.k = &kernels_[static_cast<std::size_t>(k)];
+                if (packed_)
+                    d.buffers.push_back(arena_.get());
+                else
+                    for (int b : shader_buffers(k)) d.buffers.push_back(bound_[static_cast<std::size_t>(b)]);
+                d.groups = {workgroups(k), 1, 1};
+                d.push_constants = push;
+                dispatches.push_back(std::move(d));
+            }
         }
         sequence_ = std::make_unique<vulkan::sequence>(*ctx_, std::move(dispatches));
     }
