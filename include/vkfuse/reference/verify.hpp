@@ -113,13 +113,15 @@ inline void compare(verify_report& r, const std::string& name, const std::vector
 // Runs a built program (its inputs already uploaded and mirrored in `host`), poisoned outputs first, and compares
 // every output, named result and state with the Eigen evaluation of `expression` on `host`. States persist on both sides,
 // so calling this once per position checks a decoder step by step.
+// With `each_submitted`, the dispatches run as submits of their own (the naive baseline) and are checked so.
 template <class Program, strategy How>
-verify_report check(program<Program, How>& prog, const Program& expression, reference::bindings& host) {
+verify_report check(program<Program, How>& prog, const Program& expression, reference::bindings& host,
+                    bool each_submitted = false) {
     using P = program<Program, How>;
     prog.poison();
     verify_report r;
     r.dispatches = P::dispatch_count;
-    r.time = prog.run();
+    r.time = each_submitted ? prog.run_each_submitted() : prog.run();
     host.results.clear();
     const auto outputs = reference::evaluate(expression, host);
     for (int b = 0; b < P::plan.buffer_count; ++b) {
