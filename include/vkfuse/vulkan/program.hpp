@@ -82,10 +82,15 @@ inline std::uint32_t floor_power_of_two(std::uint32_t v) {
     return p;
 }
 
-inline launch_config choose_launch(const vulkan::device_info& d, const program_options& o) {
+// `single`: the whole program runs in one workgroup, so on a GPU it gets the largest one (up to 1024): every extra
+// invocation shortens each phase's loops, while a barrier costs about the same at any size. Not on a CPU device:
+// lavapipe runs a workgroup's invocations as coroutines, so there a barrier costs in proportion to the size.
+inline launch_config choose_launch(const vulkan::device_info& d, const program_options& o, bool single = false) {
     launch_config c;
     const std::uint32_t max_wg = std::min(d.max_workgroup_invocations, d.max_workgroup_size[0]);
-    c.workgroup_size = o.workgroup_size != 0 ? o.workgroup_size : std::min<std::uint32_t>(256, floor_power_of_two(max_wg));
+    const std::uint32_t preferred = single && d.type != "CPU" ? 1024 : 256;
+    c.workgroup_size =
+        o.workgroup_size != 0 ? o.workgroup_size : std::min<std::uint32_t>(preferred, floor_power_of_two(max_wg));
     if (!power_of_two(c.workgroup_size) || c.workgroup_size > max_wg)
         throw usage_error("vkfuse program: workgroup_size " + std::to_string(c.workgroup_size) +
                           " must be a power of two no larger than the device's " + std::to_string(max_wg));
@@ -131,7 +136,7 @@ public:
     static constexpr int dispatch_count = shader_count * runs_per_call;
 
     explicit program(context& ctx, program_options options = {})
-        : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options)) {
+        : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options, How == strategy::single_dispatch)) {
         std::uint32_t limit = ctx.device().max_storage_buffers_per_stage;
         if (options.max_bindings != 0) limit = std::min(limit, options.max_bindings);
         std::size_t widest = 0;
