@@ -83,7 +83,6 @@ struct output_record {
 // Called (never defined as constexpr) when lowering finds a conflict; the compiler's error names this function,
 // which is the message. Constant evaluation cannot static_assert on values it computes, so this is the idiom.
 void vkfuse_error_one_name_is_used_for_two_different_placeholders();
-void vkfuse_error_expression_too_large_for_its_graph();
 void vkfuse_error_one_value_has_two_names_or_is_stored_into_two_outputs();
 void vkfuse_error_two_results_have_the_same_name();
 
@@ -96,28 +95,6 @@ struct graph {
     output_record outputs[Cap] = {};
     int output_count = 0;
 
-    // The index of a node equal to `n`, adding it if new.
-    constexpr int intern(const node& n) {
-        for (int i = 0; i < size; ++i) {
-            if (nodes[i].same(n)) return i;
-            if (n.kind == node_kind::leaf && nodes[i].kind == node_kind::leaf && nodes[i].name == n.name)
-                vkfuse_error_one_name_is_used_for_two_different_placeholders();
-        }
-        if (size == static_cast<int>(Cap)) vkfuse_error_expression_too_large_for_its_graph();
-        nodes[size] = n;
-        return size++;
-    }
-    // Gives node i the result name `n`; a value has at most one name, and names are unique.
-    constexpr void name_result(int i, const name_buf& n) {
-        if (!result_name[i].empty()) vkfuse_error_one_value_has_two_names_or_is_stored_into_two_outputs();
-        for (int j = 0; j < size; ++j) {
-            if (result_name[j] == n) vkfuse_error_two_results_have_the_same_name();
-            if (nodes[j].kind == node_kind::leaf && nodes[j].name == n)
-                vkfuse_error_one_name_is_used_for_two_different_placeholders();
-        }
-        result_name[i] = n;
-    }
-    constexpr void add_output(const output_record& o) { outputs[output_count++] = o; }
     constexpr const node& operator[](int i) const { return nodes[i]; }
 };
 
@@ -131,6 +108,7 @@ struct growing_graph {
     int size = 0;
     int output_count = 0;
 
+    // The index of a node equal to `n`, adding it if new.
     constexpr int intern(const node& n) {
         for (int i = 0; i < size; ++i) {
             if (nodes[i].same(n)) return i;
@@ -142,6 +120,7 @@ struct growing_graph {
         result_name.push_back({});
         return size++;
     }
+    // Gives node i the result name `n`; a value has at most one name, and names are unique.
     constexpr void name_result(int i, const name_buf& n) {
         if (!result_name[i].empty()) vkfuse_error_one_value_has_two_names_or_is_stored_into_two_outputs();
         for (int j = 0; j < size; ++j) {
@@ -188,7 +167,7 @@ constexpr std::uint64_t hash_name(const fixed_string<N>& s) {
     return h;
 }
 
-// Tree sizes saturate: they only bound the first pass of lowering (lower_program), which then sizes exactly.
+// Tree sizes (saturating) measure how large an expression is written; lowering no longer depends on them.
 inline constexpr std::size_t max_graph_nodes = 4096;
 constexpr std::size_t saturate(std::size_t n) { return n > max_graph_nodes ? max_graph_nodes : n; }
 
