@@ -734,6 +734,27 @@ constexpr void emit_elementwise(T& t, const kernel_view<Cap>& kv) {
     t << "        }\n";
 }
 
+// Calls f(segment, matvec node, name suffix) for every dot-product accumulator of a matvec kernel: one per segment,
+// matvec computed in it, and row of a rope pair ("_0", "_1"; "" without pairs).
+template <std::size_t Cap, class F>
+constexpr void each_accumulator(const kernel_view<Cap>& kv, F f) {
+    for (int r = 0; r < kv.k.root_count; ++r) {
+        const int root = kv.k.roots[r];
+        const bool paired = kv.pair_dim(root) != 0;
+        bool seg[Cap] = {};
+        plan::detail::mark_nodes(kv.p, root, seg);
+        for (int m = 0; m < kv.size(); ++m) {
+            if (!seg[m] || !kv.computes_matvec(m)) continue;
+            if (paired) {
+                f(r, m, std::string_view("_0"));
+                f(r, m, std::string_view("_1"));
+            } else {
+                f(r, m, std::string_view());
+            }
+        }
+    }
+}
+
 template <class T, std::size_t Cap>
 constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
     const auto& p = kv.p;
@@ -743,17 +764,9 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
       << "u; base += gl_NumWorkGroups.x * rows_per_group) {\n"
       << "            const uint unit = base + gl_LocalInvocationID.x / LANES;\n";
     // accumulators: one per (segment, matvec, row of the pair)
-    for (int r = 0; r < kv.k.root_count; ++r) {
-        const int root = kv.k.roots[r];
-        const int variants = kv.pair_dim(root) != 0 ? 2 : 1;
-        bool seg[Cap] = {};
-        plan::detail::mark_nodes(p, root, seg);
-        for (int m = 0; m < kv.size(); ++m)
-            if (seg[m] && kv.computes_matvec(m))
-                for (int v = 0; v < variants; ++v)
-                    t << "            float a" << r << '_' << m << (variants == 2 ? (v == 0 ? "_0" : "_1") : "")
-                      << " = 0.0;\n";
-    }
+    each_accumulator(kv, [&](int r, int m, std::string_view suffix) {
+        t << "            float a" << r << '_' << m << suffix << " = 0.0;\n";
+    });
     // dot products: per segment, one loop per distinct input length
     for (int r = 0; r < kv.k.root_count; ++r) {
         const int root = kv.k.roots[r];
@@ -799,19 +812,10 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
         t << "            }\n";
     }
     // row sums, in uniform control flow
-    for (int r = 0; r < kv.k.root_count; ++r) {
-        const int root = kv.k.roots[r];
-        const int variants = kv.pair_dim(root) != 0 ? 2 : 1;
-        bool seg[Cap] = {};
-        plan::detail::mark_nodes(p, root, seg);
-        for (int m = 0; m < kv.size(); ++m)
-            if (seg[m] && kv.computes_matvec(m))
-                for (int v = 0; v < variants; ++v) {
-                    const std::string_view suffix = variants == 2 ? (v == 0 ? "_0" : "_1") : "";
-                    t << "            const float r" << r << '_' << m << suffix << " = vkf_row_sum(a" << r << '_' << m
-                      << suffix << ");\n";
-                }
-    }
+    each_accumulator(kv, [&](int r, int m, std::string_view suffix) {
+        t << "            const float r" << r << '_' << m << suffix << " = vkf_row_sum(a" << r << '_' << m << suffix
+          << ");\n";
+    });
     t << "            if (lane == 0u) {\n";
     for (int r = 0; r < kv.k.root_count; ++r) {
         t << "                ";
