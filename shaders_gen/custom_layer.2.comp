@@ -3,6 +3,9 @@
 #ifdef VKFUSE_SUBGROUP_ARITHMETIC
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
+#ifdef VKFUSE_SUBGROUP_SHUFFLE
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
@@ -17,27 +20,34 @@ layout(set = 0, binding = 4, std430) readonly restrict buffer Binding4 { float t
 
 shared float vkf_scratch[gl_WorkGroupSize.x];
 
-// Sum over the LANES invocations that share one matvec row. Call from uniform control flow.
-float vkf_row_sum(float v) {
+// The sum of v over each aligned group of `width` invocations (a power of two: the lanes of a matvec row, the
+// chunks of an attention output), returned to the whole group. Call from uniform control flow.
+float vkf_segment_sum(float v, uint width) {
+#ifdef VKFUSE_SUBGROUP_SHUFFLE
+    if (width < gl_SubgroupSize) {  // inside one subgroup: a butterfly, no shared memory
+        for (uint s = width / 2u; s > 0u; s >>= 1u) v += subgroupShuffleXor(v, s);
+        return v;
+    }
+#endif
 #ifdef VKFUSE_SUBGROUP_ARITHMETIC
-    if (gl_SubgroupSize == LANES) return subgroupAdd(v);
-    if (gl_SubgroupSize < LANES) {  // a row spans several subgroups: add each, then their sums
+    if (width == gl_SubgroupSize) return subgroupAdd(v);
+    if (width > gl_SubgroupSize) {  // a group spans several subgroups: add each, then their sums
         v = subgroupAdd(v);
         if (subgroupElect()) vkf_scratch[gl_SubgroupID] = v;
         barrier();
-        const uint per_row = LANES / gl_SubgroupSize;
-        const uint first = gl_LocalInvocationID.x / LANES * per_row;
+        const uint per_group = width / gl_SubgroupSize;
+        const uint first = gl_LocalInvocationID.x / width * per_group;
         float total = vkf_scratch[first];
-        for (uint s = 1u; s < per_row; ++s) total += vkf_scratch[first + s];
+        for (uint s = 1u; s < per_group; ++s) total += vkf_scratch[first + s];
         barrier();
         return total;
     }
 #endif
     const uint t = gl_LocalInvocationID.x;
-    const uint lane = t % LANES;
+    const uint lane = t % width;
     vkf_scratch[t] = v;
     barrier();
-    for (uint s = LANES / 2u; s > 0u; s >>= 1u) {
+    for (uint s = width / 2u; s > 0u; s >>= 1u) {
         if (lane < s) vkf_scratch[t] += vkf_scratch[t + s];
         barrier();
     }
@@ -48,20 +58,21 @@ float vkf_row_sum(float v) {
 
 void main() {
     {  // matvec: y[768]
-        const uint lane = gl_LocalInvocationID.x % LANES;
-        const uint rows_per_group = gl_WorkGroupSize.x / LANES;
+        const uint lanes = LANES;
+        const uint lane = gl_LocalInvocationID.x % lanes;
+        const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = gl_WorkGroupID.x * rows_per_group; base < 768u; base += gl_NumWorkGroups.x * rows_per_group) {
-            const uint unit = base + gl_LocalInvocationID.x / LANES;
+            const uint unit = base + gl_LocalInvocationID.x / lanes;
             float a0_19 = 0.0;
             if (unit < 768u) {  // y
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 768u; j += LANES) {  // j counts vec4s
+                for (uint j = lane; j < 768u; j += lanes) {  // j counts vec4s
                     vec4 v18 = t18_v4[j];
                     a0_19 += dot(p_w_proj_v4[i * 768u + j], v18);
                 }
             }
-            const float r0_19 = vkf_row_sum(a0_19);
+            const float r0_19 = vkf_segment_sum(a0_19, lanes);
             if (lane == 0u) {
                 if (unit < 768u) {  // y
                     const uint u = unit;

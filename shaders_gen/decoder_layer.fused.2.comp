@@ -3,6 +3,9 @@
 #ifdef VKFUSE_SUBGROUP_ARITHMETIC
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
+#ifdef VKFUSE_SUBGROUP_SHUFFLE
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two

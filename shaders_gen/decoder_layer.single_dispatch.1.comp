@@ -3,6 +3,9 @@
 #ifdef VKFUSE_SUBGROUP_ARITHMETIC
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
+#ifdef VKFUSE_SUBGROUP_SHUFFLE
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
@@ -47,7 +50,7 @@ layout(push_constant) uniform Params {
 } params;
 
 shared float vkf_scratch[gl_WorkGroupSize.x];
-shared float vkf_q[64];                  // the query head being attended
+shared float vkf_sums[gl_WorkGroupSize.x];  // with vkf_scratch: softmax statistics being merged
 shared float vkf_p[gl_WorkGroupSize.x];  // softmax weights of one block of positions
 
 float vkf_silu(float x) { return x / (1.0 + exp(-x)); }
@@ -75,55 +78,98 @@ float vkf_workgroup_sum(float v) {
     return total;
 }
 
-// The max of v over the workgroup, returned to every invocation. Call from uniform control flow.
-float vkf_workgroup_max(float v) {
-#ifdef VKFUSE_SUBGROUP_ARITHMETIC
-    v = subgroupMax(v);
-    if (subgroupElect()) vkf_scratch[gl_SubgroupID] = v;
-    barrier();
-    float total = vkf_scratch[0];
-    for (uint s = 1u; s < gl_NumSubgroups; ++s) total = max(total, vkf_scratch[s]);
-#else
-    const uint t = gl_LocalInvocationID.x;
-    vkf_scratch[t] = v;
-    barrier();
-    for (uint s = gl_WorkGroupSize.x / 2u; s > 0u; s >>= 1u) {
-        if (t < s) vkf_scratch[t] = max(vkf_scratch[t], vkf_scratch[t + s]);
-        barrier();
+// The sum of v over each aligned group of `width` invocations (a power of two: the lanes of a matvec row, the
+// chunks of an attention output), returned to the whole group. Call from uniform control flow.
+float vkf_segment_sum(float v, uint width) {
+#ifdef VKFUSE_SUBGROUP_SHUFFLE
+    if (width < gl_SubgroupSize) {  // inside one subgroup: a butterfly, no shared memory
+        for (uint s = width / 2u; s > 0u; s >>= 1u) v += subgroupShuffleXor(v, s);
+        return v;
     }
-    const float total = vkf_scratch[0];
 #endif
-    barrier();  // the scratch is reused by the next reduction
-    return total;
-}
-
-// Sum over the LANES invocations that share one matvec row. Call from uniform control flow.
-float vkf_row_sum(float v) {
 #ifdef VKFUSE_SUBGROUP_ARITHMETIC
-    if (gl_SubgroupSize == LANES) return subgroupAdd(v);
-    if (gl_SubgroupSize < LANES) {  // a row spans several subgroups: add each, then their sums
+    if (width == gl_SubgroupSize) return subgroupAdd(v);
+    if (width > gl_SubgroupSize) {  // a group spans several subgroups: add each, then their sums
         v = subgroupAdd(v);
         if (subgroupElect()) vkf_scratch[gl_SubgroupID] = v;
         barrier();
-        const uint per_row = LANES / gl_SubgroupSize;
-        const uint first = gl_LocalInvocationID.x / LANES * per_row;
+        const uint per_group = width / gl_SubgroupSize;
+        const uint first = gl_LocalInvocationID.x / width * per_group;
         float total = vkf_scratch[first];
-        for (uint s = 1u; s < per_row; ++s) total += vkf_scratch[first + s];
+        for (uint s = 1u; s < per_group; ++s) total += vkf_scratch[first + s];
         barrier();
         return total;
     }
 #endif
     const uint t = gl_LocalInvocationID.x;
-    const uint lane = t % LANES;
+    const uint lane = t % width;
     vkf_scratch[t] = v;
     barrier();
-    for (uint s = LANES / 2u; s > 0u; s >>= 1u) {
+    for (uint s = width / 2u; s > 0u; s >>= 1u) {
         if (lane < s) vkf_scratch[t] += vkf_scratch[t + s];
         barrier();
     }
     const float total = vkf_scratch[t - lane];
     barrier();
     return total;
+}
+
+// Online-softmax statistics (m, l): the largest score m and the sum l of exp(score - m). Merging two keeps
+// both sums exact relative to the larger maximum; a score of -inf (a position past the end) counts for
+// nothing.
+vec2 vkf_softmax_merge(vec2 a, vec2 b) {
+    const float m = max(a.x, b.x);
+    const float none = uintBitsToFloat(0xff800000u);
+    return vec2(m, (a.x == none ? 0.0 : a.y * exp(a.x - m)) + (b.x == none ? 0.0 : b.y * exp(b.x - m)));
+}
+
+// The statistics of one block of scores over each aligned group of `width` invocations (a power of two: an
+// attention head's team), returned to the whole group. Call from uniform control flow.
+vec2 vkf_softmax_block(float s, uint width) {
+    const float none = uintBitsToFloat(0xff800000u);
+#ifdef VKFUSE_SUBGROUP_SHUFFLE
+    if (width < gl_SubgroupSize) {
+        vec2 r = vec2(s, s == none ? 0.0 : 1.0);
+        for (uint d = width / 2u; d > 0u; d >>= 1u) r = vkf_softmax_merge(r, subgroupShuffleXor(r, d));
+        return r;
+    }
+#endif
+#ifdef VKFUSE_SUBGROUP_ARITHMETIC
+    if (width >= gl_SubgroupSize) {
+        const float m = subgroupMax(s);
+        const float l = subgroupAdd(s == none ? 0.0 : exp(s - m));
+        if (width == gl_SubgroupSize) return vec2(m, l);
+        if (subgroupElect()) {
+            vkf_scratch[gl_SubgroupID] = m;
+            vkf_sums[gl_SubgroupID] = l;
+        }
+        barrier();
+        const uint per_group = width / gl_SubgroupSize;
+        const uint first = gl_LocalInvocationID.x / width * per_group;
+        vec2 r = vec2(vkf_scratch[first], vkf_sums[first]);
+        for (uint k = 1u; k < per_group; ++k)
+            r = vkf_softmax_merge(r, vec2(vkf_scratch[first + k], vkf_sums[first + k]));
+        barrier();
+        return r;
+    }
+#endif
+    const uint t = gl_LocalInvocationID.x;
+    const uint lane = t % width;
+    vkf_scratch[t] = s;
+    vkf_sums[t] = s == none ? 0.0 : 1.0;
+    barrier();
+    for (uint d = width / 2u; d > 0u; d >>= 1u) {
+        if (lane < d) {
+            const vec2 r = vkf_softmax_merge(vec2(vkf_scratch[t], vkf_sums[t]),
+                                             vec2(vkf_scratch[t + d], vkf_sums[t + d]));
+            vkf_scratch[t] = r.x;
+            vkf_sums[t] = r.y;
+        }
+        barrier();
+    }
+    const vec2 r = vec2(vkf_scratch[t - lane], vkf_sums[t - lane]);
+    barrier();
+    return r;
 }
 
 void main() {
@@ -141,10 +187,11 @@ void main() {
         float v6 = v4 + 0.000001;
         float v7 = inversesqrt(v6);
         uint v14 = params.p_pos;
-        const uint lane = gl_LocalInvocationID.x % LANES;
-        const uint rows_per_group = gl_WorkGroupSize.x / LANES;
+        const uint lanes = min(clamp(gl_WorkGroupSize.x / 1024u, 8u, 256u), gl_WorkGroupSize.x);  // invocations per row
+        const uint lane = gl_LocalInvocationID.x % lanes;
+        const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = gl_WorkGroupID.x * rows_per_group; base < 640u; base += gl_NumWorkGroups.x * rows_per_group) {
-            const uint unit = base + gl_LocalInvocationID.x / LANES;
+            const uint unit = base + gl_LocalInvocationID.x / lanes;
             float a0_11_0 = 0.0;
             float a0_11_1 = 0.0;
             float a1_19_0 = 0.0;
@@ -154,7 +201,7 @@ void main() {
                 const uint u = unit;
                 const uint i0 = u / 32u * 64u + u % 32u;  // a head's rows j and j + 32 are a rope pair
                 const uint i1 = i0 + 32u;
-                for (uint j = lane; j < 224u; j += LANES) {  // j counts vec4s
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v0 = p_x_v4[j];
                     vec4 v8 = v0 * v7;
                     vec4 v9 = p_attn_norm_v4[j];
@@ -167,7 +214,7 @@ void main() {
                 const uint u = unit - 448u;
                 const uint i0 = u / 32u * 64u + u % 32u;  // a head's rows j and j + 32 are a rope pair
                 const uint i1 = i0 + 32u;
-                for (uint j = lane; j < 224u; j += LANES) {  // j counts vec4s
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v0 = p_x_v4[j];
                     vec4 v8 = v0 * v7;
                     vec4 v9 = p_attn_norm_v4[j];
@@ -179,7 +226,7 @@ void main() {
             if (unit >= 512u && unit < 640u) {  // append to v_cache
                 const uint u = unit - 512u;
                 const uint i = u;
-                for (uint j = lane; j < 224u; j += LANES) {  // j counts vec4s
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v0 = p_x_v4[j];
                     vec4 v8 = v0 * v7;
                     vec4 v9 = p_attn_norm_v4[j];
@@ -187,11 +234,11 @@ void main() {
                     a2_26 += dot(p_wv_v4[i * 224u + j], v10);
                 }
             }
-            const float r0_11_0 = vkf_row_sum(a0_11_0);
-            const float r0_11_1 = vkf_row_sum(a0_11_1);
-            const float r1_19_0 = vkf_row_sum(a1_19_0);
-            const float r1_19_1 = vkf_row_sum(a1_19_1);
-            const float r2_26 = vkf_row_sum(a2_26);
+            const float r0_11_0 = vkf_segment_sum(a0_11_0, lanes);
+            const float r0_11_1 = vkf_segment_sum(a0_11_1, lanes);
+            const float r1_19_0 = vkf_segment_sum(a1_19_0, lanes);
+            const float r1_19_1 = vkf_segment_sum(a1_19_1, lanes);
+            const float r2_26 = vkf_segment_sum(a2_26, lanes);
             if (lane == 0u) {
                 if (unit < 448u) {  // q
                     const uint u = unit;
@@ -229,61 +276,71 @@ void main() {
             }
         }
     }
-    memoryBarrierBuffer();
+    groupMemoryBarrier();
     barrier();  // the next phase reads what this one wrote
     {  // attention: attn[896]
         uint v14 = params.p_pos;
         const uint tid = gl_LocalInvocationID.x;
-        for (uint head = gl_WorkGroupID.x; head < 14u; head += gl_NumWorkGroups.x) {
+        const uint team = max(gl_WorkGroupSize.x / 16u, 1u);  // invocations per head
+        const uint teams = gl_WorkGroupSize.x / team;
+        const uint member = tid % team;
+        const uint span = min(team, 64u);  // output elements per slice
+        const uint chunks = team / span;  // invocations per output element
+        const uint positions = v14 + 1u;
+        for (uint head0 = 0u; head0 < 14u; head0 += teams) {
+            const uint head = head0 + tid / team;
+            const bool live = head < 14u;
             const uint kv_base = head / 7u * 64u;  // query head h reads KV head h / (H / KV)
-            for (uint d = tid; d < 64u; d += gl_WorkGroupSize.x) vkf_q[d] = p_q[head * 64u + d];
-            barrier();
-            const uint positions = v14 + 1u;
-            float m = uintBitsToFloat(0xff800000u), l = 0.0, o = 0.0;
-            for (uint start = 0u; start < positions; start += gl_WorkGroupSize.x) {
-                const uint at = start + tid;
-                float s = uintBitsToFloat(0xff800000u);
-                if (at < positions) {
-                    s = 0.0;
-                    for (uint d = 0u; d < 64u; ++d) s += vkf_q[d] * p_k_cache[at * 128u + kv_base + d];
-                    s *= 0.125;  // 1/sqrt(head_dim)
-                }
-                const float block_max = vkf_workgroup_max(s);
-                const float new_m = max(m, block_max);
-                const float w = at < positions ? exp(s - new_m) : 0.0;
-                vkf_p[tid] = w;
-                const float block_sum = vkf_workgroup_sum(w);  // its barriers publish vkf_p too
-                const float rescale = exp(m - new_m);
-                l = l * rescale + block_sum;
-                if (tid < 64u) {
+            for (uint d0 = 0u; d0 < 64u; d0 += span) {
+                const uint d = d0 + member / chunks, chunk = member % chunks;
+                const bool sums = live && d < 64u;
+                float m = uintBitsToFloat(0xff800000u), l = 0.0, o = 0.0;
+                for (uint start = 0u; start < positions; start += team) {
+                    const uint at = start + member;
+                    float s = uintBitsToFloat(0xff800000u);
+                    if (live && at < positions) {
+                        s = 0.0;
+                        for (uint e = 0u; e < 64u; ++e) s += p_q[head * 64u + e] * p_k_cache[at * 128u + kv_base + e];
+                        s *= 0.125;  // 1/sqrt(head_dim)
+                    }
+                    const vec2 block = vkf_softmax_block(s, team);
+                    const float new_m = max(m, block.x);
+                    const float rescale = m == new_m ? 1.0 : exp(m - new_m);
+                    const float to_new = block.x == new_m ? 1.0 : exp(block.x - new_m);
+                    vkf_p[tid] = s == uintBitsToFloat(0xff800000u) ? 0.0 : exp(s - new_m);
+                    l = l * rescale + block.y * to_new;
                     o *= rescale;
-                    const uint count = min(gl_WorkGroupSize.x, positions - start);
-                    for (uint j = 0u; j < count; ++j) o += vkf_p[j] * p_v_cache[(start + j) * 128u + kv_base + tid];
+                    m = new_m;
+                    barrier();  // the block's weights are published
+                    if (sums) {
+                        const uint count = min(team, positions - start);
+                        for (uint j = chunk; j < count; j += chunks) o += vkf_p[tid - member + j] * p_v_cache[(start + j) * 128u + kv_base + d];
+                    }
+                    barrier();  // vkf_p is refilled by the next block
                 }
-                m = new_m;
-                barrier();  // vkf_p is refilled by the next block
+                o = vkf_segment_sum(o, chunks);
+                if (sums && chunk == 0u) p_attn[head * 64u + d] = o / l;
             }
-            if (tid < 64u) p_attn[head * 64u + tid] = o / l;
-            barrier();  // vkf_q is refilled by the next head
         }
     }
-    memoryBarrierBuffer();
+    groupMemoryBarrier();
     barrier();  // the next phase reads what this one wrote
     {  // matvec: h[896]
-        const uint lane = gl_LocalInvocationID.x % LANES;
-        const uint rows_per_group = gl_WorkGroupSize.x / LANES;
+        const uint lanes = min(clamp(gl_WorkGroupSize.x / 1024u, 8u, 256u), gl_WorkGroupSize.x);  // invocations per row
+        const uint lane = gl_LocalInvocationID.x % lanes;
+        const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = gl_WorkGroupID.x * rows_per_group; base < 896u; base += gl_NumWorkGroups.x * rows_per_group) {
-            const uint unit = base + gl_LocalInvocationID.x / LANES;
+            const uint unit = base + gl_LocalInvocationID.x / lanes;
             float a0_31 = 0.0;
             if (unit < 896u) {  // h
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 224u; j += LANES) {  // j counts vec4s
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v30 = p_attn_v4[j];
                     a0_31 += dot(p_wo_v4[i * 224u + j], v30);
                 }
             }
-            const float r0_31 = vkf_row_sum(a0_31);
+            const float r0_31 = vkf_segment_sum(a0_31, lanes);
             if (lane == 0u) {
                 if (unit < 896u) {  // h
                     const uint u = unit;
@@ -295,7 +352,7 @@ void main() {
             }
         }
     }
-    memoryBarrierBuffer();
+    groupMemoryBarrier();
     barrier();  // the next phase reads what this one wrote
     {  // matvec: t46[4864]
         float v36;  // mean of v35 over 896 elements, computed by every workgroup
@@ -310,16 +367,17 @@ void main() {
         }
         float v37 = v36 + 0.000001;
         float v38 = inversesqrt(v37);
-        const uint lane = gl_LocalInvocationID.x % LANES;
-        const uint rows_per_group = gl_WorkGroupSize.x / LANES;
+        const uint lanes = min(clamp(gl_WorkGroupSize.x / 8192u, 8u, 256u), gl_WorkGroupSize.x);  // invocations per row
+        const uint lane = gl_LocalInvocationID.x % lanes;
+        const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = gl_WorkGroupID.x * rows_per_group; base < 4864u; base += gl_NumWorkGroups.x * rows_per_group) {
-            const uint unit = base + gl_LocalInvocationID.x / LANES;
+            const uint unit = base + gl_LocalInvocationID.x / lanes;
             float a0_42 = 0.0;
             float a0_45 = 0.0;
             if (unit < 4864u) {  // t46
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 224u; j += LANES) {  // j counts vec4s
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v32 = p_h_v4[j];
                     vec4 v39 = v32 * v38;
                     vec4 v40 = p_ffn_norm_v4[j];
@@ -328,8 +386,8 @@ void main() {
                     a0_45 += dot(p_w_up_v4[i * 224u + j], v41);
                 }
             }
-            const float r0_42 = vkf_row_sum(a0_42);
-            const float r0_45 = vkf_row_sum(a0_45);
+            const float r0_42 = vkf_segment_sum(a0_42, lanes);
+            const float r0_45 = vkf_segment_sum(a0_45, lanes);
             if (lane == 0u) {
                 if (unit < 4864u) {  // t46
                     const uint u = unit;
@@ -341,23 +399,24 @@ void main() {
             }
         }
     }
-    memoryBarrierBuffer();
+    groupMemoryBarrier();
     barrier();  // the next phase reads what this one wrote
     {  // matvec: y[896]
-        const uint lane = gl_LocalInvocationID.x % LANES;
-        const uint rows_per_group = gl_WorkGroupSize.x / LANES;
+        const uint lanes = min(clamp(gl_WorkGroupSize.x / 1024u, 8u, 2048u), gl_WorkGroupSize.x);  // invocations per row
+        const uint lane = gl_LocalInvocationID.x % lanes;
+        const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = gl_WorkGroupID.x * rows_per_group; base < 896u; base += gl_NumWorkGroups.x * rows_per_group) {
-            const uint unit = base + gl_LocalInvocationID.x / LANES;
+            const uint unit = base + gl_LocalInvocationID.x / lanes;
             float a0_47 = 0.0;
             if (unit < 896u) {  // y
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 1216u; j += LANES) {  // j counts vec4s
+                for (uint j = lane; j < 1216u; j += lanes) {  // j counts vec4s
                     vec4 v46 = t46_v4[j];
                     a0_47 += dot(p_w_down_v4[i * 1216u + j], v46);
                 }
             }
-            const float r0_47 = vkf_row_sum(a0_47);
+            const float r0_47 = vkf_segment_sum(a0_47, lanes);
             if (lane == 0u) {
                 if (unit < 896u) {  // y
                     const uint u = unit;

@@ -1,6 +1,7 @@
 // Transformer ops and whole decoder layers against the Eigen reference, under every strategy.
 #include "support.hpp"
 
+#include "../benchmarks/toy_decoder.hpp"
 #include "../examples/decoder_layer.hpp"
 
 using namespace vkfuse;
@@ -150,6 +151,51 @@ TEST_CASE("a decoder layer at odd sizes: D 257, 6 query heads over 2 KV heads of
     const auto c = check_steps<strategy::single_dispatch>(layer::program, layer_ranges(), {0, 3, 39});
     CHECK(vkfuse_test::distance(a, b) < 1e-5);
     CHECK(vkfuse_test::distance(b, c) < 1e-5);
+}
+
+TEST_CASE("a whole sequence as one repeat<>: 2 blocks, 3 heads of 12, 11 positions, every strategy and workgroup") {
+    // The toy decoder of the benchmarks at odd sizes. single_dispatch runs all 11 positions of both blocks in one
+    // dispatch; its attention splits the workgroup into one team per head, and at small workgroups a team is
+    // narrower than a head (slices) and than the positions (several softmax blocks), so every path is taken.
+    using toy = benchmarks::toy_decoder<36, 3, 2, 11>;
+    verify_options o;
+    o.low = -0.4f;
+    o.high = 0.4f;
+    o.ranges["tokens"] = {-1.0f, 1.0f};
+    for (const char* gain : {"ln1_g0", "ln2_g0", "ln1_g1", "ln2_g1"}) o.ranges[gain] = {0.9f, 1.1f};
+    const program_options launches[] = {
+        {},                                                // lavapipe's default: 256 invocations
+        {.workgroup_size = 64, .pack_buffers = true},      // teams wider than a subgroup
+        {.workgroup_size = 16},                            // teams of 4: inside a subgroup, heads in slices
+        {.workgroup_size = 16, .subgroups = false},        // the same through shared-memory trees
+    };
+    for (const program_options& launch : launches) {
+        INFO("single_dispatch, workgroup " << launch.workgroup_size << ", subgroups " << launch.subgroups);
+        const verify_report r = verify(vkfuse_test::context(), toy::program, vkfuse::single_dispatch, o, launch);
+        INFO(r.summary());
+        CHECK(r.ok());
+    }
+    // Teams of one invocation per head, heads in passes. One block and 4 positions: llvmpipe ends a shader's loops
+    // after 65535 trips in all, and two invocations doing a whole sequence of two blocks take more.
+    using short_toy = benchmarks::toy_decoder<36, 3, 1, 4>;
+    for (const std::uint32_t size : {2u, 4u}) {
+        INFO("single_dispatch, workgroup " << size);
+        const verify_report r = verify(vkfuse_test::context(), short_toy::program, vkfuse::single_dispatch, o,
+                                       {.workgroup_size = size});
+        INFO(r.summary());
+        CHECK(r.ok());
+    }
+    const verify_report fused = verify(vkfuse_test::context(), toy::program, vkfuse::fused, o);
+    INFO("fused: " << fused.summary());
+    CHECK(fused.ok());
+    // rows of 4 lanes: the matvec row sums go through subgroup shuffles
+    const verify_report narrow = verify(vkfuse_test::context(), toy::program, vkfuse::fused, o, {.lanes = 4});
+    INFO("fused, 4 lanes per row: " << narrow.summary());
+    CHECK(narrow.ok());
+    const verify_report unfused = verify(vkfuse_test::context(), toy::program, vkfuse::per_op, o);
+    INFO("per_op: " << unfused.summary());
+    CHECK(unfused.ok());
+    vkfuse_test::check_validation_clean();
 }
 
 TEST_CASE("buffers are packed into one binding when a kernel needs more than the device allows") {

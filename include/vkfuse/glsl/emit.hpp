@@ -36,8 +36,9 @@ enum helper : std::uint32_t {
     helper_gelu_erf = 1u << 4,
     helper_workgroup_sum = 1u << 5,
     helper_workgroup_max = 1u << 6,
-    helper_row_sum = 1u << 7,
-    helper_attention = 1u << 8,
+    helper_segment_sum = 1u << 7,      // sums over aligned groups of invocations: matvec rows, attention chunks
+    helper_attention = 1u << 8,        // one workgroup per head: the query in shared memory, workgroup reductions
+    helper_team_attention = 1u << 9,   // every head at once (single_dispatch): softmax statistics per team
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -127,8 +128,10 @@ struct kernel_view {
             if (x.kind == node_kind::reduce)
                 h |= x.operation == op::sum || x.operation == op::mean ? helper_workgroup_sum : helper_workgroup_max;
         }
-        if (k.kind == kernel_kind::matvec) h |= helper_row_sum;
-        if (k.kind == kernel_kind::attention) h |= helper_attention | helper_workgroup_sum | helper_workgroup_max;
+        if (k.kind == kernel_kind::matvec) h |= helper_segment_sum;
+        if (k.kind == kernel_kind::attention)
+            h |= p.how == strategy::single_dispatch ? helper_team_attention | helper_segment_sum
+                                                    : helper_attention | helper_workgroup_sum | helper_workgroup_max;
         return h;
     }
 };
@@ -151,11 +154,14 @@ constexpr void node_buffer(T& t, const plan::program_plan<Cap>& p, int n) {
     buffer_name(t, p, p.buffer_of_node[n]);
 }
 
-// Opens an element access of buffer b — `name[` or `name_v4[` — or, packed, `vkf_arena[<offset>u + `; the caller
-// writes the index and the closing bracket.
+// Opens an element access of buffer b — `name[` or `name_v4[` — or, packed, `vkf_arena[<offset>u + `, or, for a
+// temporary a single dispatch keeps in shared memory, `vkf_shared[<offset>u + `; the caller writes the index and
+// the closing bracket. (Shared memory has no vec4 view: read_access reads four floats there.)
 template <class T, std::size_t Cap>
 constexpr void open_access(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
-    if (kv.packed) {
+    if (kv.p.in_shared_memory(b)) {
+        t << "vkf_shared[" << kv.p.shared_offset[b] << "u + ";
+    } else if (kv.packed) {
         t << (v4 ? "vkf_arena_v4[" : "vkf_arena[") << (v4 ? kv.p.arena_offset[b] / 4 : kv.p.arena_offset[b])
           << "u + ";
     } else {
@@ -167,6 +173,18 @@ constexpr void open_access(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
 template <class T, std::size_t Cap>
 constexpr void open_node_access(T& t, const kernel_view<Cap>& kv, int n, bool v4) {
     open_access(t, kv, kv.p.buffer_of_node[n], v4);
+}
+
+// A read of node n's buffer at `index` (in vec4s when v4): `name[index]`, or `vkf_shared_v4(<offset/4>u + index)`.
+template <class T, std::size_t Cap>
+constexpr void read_access(T& t, const kernel_view<Cap>& kv, int n, bool v4, std::string_view index) {
+    const int b = kv.p.buffer_of_node[n];
+    if (v4 && kv.p.in_shared_memory(b)) {
+        t << "vkf_shared_v4(" << kv.p.shared_offset[b] / 4 << "u + " << index << ')';
+        return;
+    }
+    open_access(t, kv, b, v4);
+    t << index << ']';
 }
 
 // Where a statement is emitted: which row variant (paired rows: 0 the first half of a head, 1 the second; -1 none),
@@ -230,11 +248,7 @@ constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int inden
     ref(t, kv, n, s);
     t << " = ";
     if (kv.reads_memory(n)) {
-        open_node_access(t, kv, n, s.width == 4 && x.rank != 0);
-        if (x.rank == 0)
-            t << "0]";
-        else
-            t << s.index << ']';
+        read_access(t, kv, n, s.width == 4 && x.rank != 0, x.rank == 0 ? std::string_view("0") : s.index);
     } else if (x.kind == node_kind::leaf) {  // a param, or the position a single dispatch loops over
         const auto& p = kv.p;
         if (p.how == strategy::single_dispatch && p.loop_param >= 0 && p.params[p.loop_param] == n)
@@ -356,6 +370,9 @@ constexpr void emit_header(T& t, const plan::program_plan<Cap>& p, phase_range p
         t << "kernel " << phases.first + 1 << " of " << p.kernel_count << ".\n";
     t << "#ifdef VKFUSE_SUBGROUP_ARITHMETIC\n"
          "#extension GL_KHR_shader_subgroup_arithmetic : require\n"
+         "#endif\n"
+         "#ifdef VKFUSE_SUBGROUP_SHUFFLE\n"
+         "#extension GL_KHR_shader_subgroup_shuffle : require\n"
          "#endif\n\n"
          "layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device\n"
          "layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two\n\n";
@@ -487,24 +504,60 @@ constexpr void emit_workgroup_reduce(T& t, bool is_max) {
       << "}\n\n";
 }
 
-template <class T, std::size_t Cap>
-constexpr void emit_helpers(T& t, const plan::program_plan<Cap>& p, phase_range phases) {
-    std::uint32_t h = 0;
+// What a shader keeps in shared memory: its helpers, the widest head it attends, its pool of temporaries.
+struct shader_shared {
+    std::uint32_t helpers = 0;
     std::uint32_t head_dim = 0;
+    std::uint32_t pool = 0;  // floats of temporaries (single_dispatch)
+
+    // Floats of shared memory: a fixed part, plus some per invocation of the workgroup.
+    constexpr std::uint32_t per_invocation() const {
+        return ((helpers & (helper_workgroup_sum | helper_workgroup_max | helper_segment_sum |
+                            helper_team_attention)) != 0) +
+               ((helpers & helper_team_attention) != 0) + ((helpers & (helper_attention | helper_team_attention)) != 0);
+    }
+    constexpr std::uint32_t fixed() const { return ((helpers & helper_attention) != 0 ? head_dim : 0u) + pool; }
+    constexpr std::uint64_t bytes(std::uint32_t workgroup_size) const {
+        return 4ull * (fixed() + static_cast<std::uint64_t>(per_invocation()) * workgroup_size);
+    }
+};
+
+template <std::size_t Cap>
+constexpr shader_shared shared_use(const plan::program_plan<Cap>& p, phase_range phases) {
+    shader_shared u;
     for (int k = phases.first; k < phases.last; ++k) {
         const kernel_view<Cap> kv(p, k);
-        h |= kv.helpers();
+        u.helpers |= kv.helpers();
         if (p.kernels[k].kind == kernel_kind::attention) {
             const std::uint32_t hd = p.g[p.kernels[k].roots[0]].p2;
-            head_dim = hd > head_dim ? hd : head_dim;
+            u.head_dim = hd > u.head_dim ? hd : u.head_dim;
         }
     }
-    if (h & (helper_workgroup_sum | helper_workgroup_max | helper_row_sum))
+    if (p.how == strategy::single_dispatch) u.pool = p.shared_floats;
+    return u;
+}
+
+template <class T, std::size_t Cap>
+constexpr void emit_helpers(T& t, const plan::program_plan<Cap>& p, phase_range phases) {
+    const shader_shared use = shared_use(p, phases);
+    const std::uint32_t h = use.helpers;
+    if (h & (helper_workgroup_sum | helper_workgroup_max | helper_segment_sum | helper_team_attention))
         t << "shared float vkf_scratch[gl_WorkGroupSize.x];\n";
+    if (h & helper_team_attention)
+        t << "shared float vkf_sums[gl_WorkGroupSize.x];  // with vkf_scratch: softmax statistics being merged\n";
     if (h & helper_attention)
-        t << "shared float vkf_q[" << head_dim << "];                  // the query head being attended\n"
-          << "shared float vkf_p[gl_WorkGroupSize.x];  // softmax weights of one block of positions\n";
-    if (h) t << '\n';
+        t << "shared float vkf_q[" << use.head_dim << "];                  // the query head being attended\n";
+    if (h & (helper_attention | helper_team_attention))
+        t << "shared float vkf_p[gl_WorkGroupSize.x];  // softmax weights of one block of positions\n";
+    if (use.pool != 0)
+        t << "shared float vkf_shared[" << use.pool
+          << "];  // temporaries: the whole program runs in this workgroup, so they stay on chip\n";
+    if (h || use.pool) t << '\n';
+    if (use.pool != 0)
+        t << "vec4 vkf_shared_v4(uint at) {\n"
+             "    return vec4(vkf_shared[4u * at], vkf_shared[4u * at + 1u], vkf_shared[4u * at + 2u], "
+             "vkf_shared[4u * at + 3u]);\n"
+             "}\n\n";
     // Each math helper comes as float and vec4 overloads: the vectorized matvec loops call the second.
     if (h & helper_tanh) {
         t << "// Clamped: tanh(15) is 1 in f32, and some drivers evaluate tanh through exp, which overflows.\n";
@@ -559,34 +612,98 @@ constexpr void emit_helpers(T& t, const plan::program_plan<Cap>& p, phase_range 
     }
     if (h & helper_workgroup_sum) emit_workgroup_reduce(t, false);
     if (h & helper_workgroup_max) emit_workgroup_reduce(t, true);
-    if (h & helper_row_sum)
-        t << "// Sum over the LANES invocations that share one matvec row. Call from uniform control flow.\n"
-             "float vkf_row_sum(float v) {\n"
+    if (h & helper_segment_sum)
+        t << "// The sum of v over each aligned group of `width` invocations (a power of two: the lanes of a matvec row, the\n"
+             "// chunks of an attention output), returned to the whole group. Call from uniform control flow.\n"
+             "float vkf_segment_sum(float v, uint width) {\n"
+             "#ifdef VKFUSE_SUBGROUP_SHUFFLE\n"
+             "    if (width < gl_SubgroupSize) {  // inside one subgroup: a butterfly, no shared memory\n"
+             "        for (uint s = width / 2u; s > 0u; s >>= 1u) v += subgroupShuffleXor(v, s);\n"
+             "        return v;\n"
+             "    }\n"
+             "#endif\n"
              "#ifdef VKFUSE_SUBGROUP_ARITHMETIC\n"
-             "    if (gl_SubgroupSize == LANES) return subgroupAdd(v);\n"
-             "    if (gl_SubgroupSize < LANES) {  // a row spans several subgroups: add each, then their sums\n"
+             "    if (width == gl_SubgroupSize) return subgroupAdd(v);\n"
+             "    if (width > gl_SubgroupSize) {  // a group spans several subgroups: add each, then their sums\n"
              "        v = subgroupAdd(v);\n"
              "        if (subgroupElect()) vkf_scratch[gl_SubgroupID] = v;\n"
              "        barrier();\n"
-             "        const uint per_row = LANES / gl_SubgroupSize;\n"
-             "        const uint first = gl_LocalInvocationID.x / LANES * per_row;\n"
+             "        const uint per_group = width / gl_SubgroupSize;\n"
+             "        const uint first = gl_LocalInvocationID.x / width * per_group;\n"
              "        float total = vkf_scratch[first];\n"
-             "        for (uint s = 1u; s < per_row; ++s) total += vkf_scratch[first + s];\n"
+             "        for (uint s = 1u; s < per_group; ++s) total += vkf_scratch[first + s];\n"
              "        barrier();\n"
              "        return total;\n"
              "    }\n"
              "#endif\n"
              "    const uint t = gl_LocalInvocationID.x;\n"
-             "    const uint lane = t % LANES;\n"
+             "    const uint lane = t % width;\n"
              "    vkf_scratch[t] = v;\n"
              "    barrier();\n"
-             "    for (uint s = LANES / 2u; s > 0u; s >>= 1u) {\n"
+             "    for (uint s = width / 2u; s > 0u; s >>= 1u) {\n"
              "        if (lane < s) vkf_scratch[t] += vkf_scratch[t + s];\n"
              "        barrier();\n"
              "    }\n"
              "    const float total = vkf_scratch[t - lane];\n"
              "    barrier();\n"
              "    return total;\n"
+             "}\n\n";
+    if (h & helper_team_attention)
+        t << "// Online-softmax statistics (m, l): the largest score m and the sum l of exp(score - m). Merging two keeps\n"
+             "// both sums exact relative to the larger maximum; a score of -inf (a position past the end) counts for\n"
+             "// nothing.\n"
+             "vec2 vkf_softmax_merge(vec2 a, vec2 b) {\n"
+             "    const float m = max(a.x, b.x);\n"
+             "    const float none = uintBitsToFloat(0xff800000u);\n"
+             "    return vec2(m, (a.x == none ? 0.0 : a.y * exp(a.x - m)) + (b.x == none ? 0.0 : b.y * exp(b.x - m)));\n"
+             "}\n\n"
+             "// The statistics of one block of scores over each aligned group of `width` invocations (a power of two: an\n"
+             "// attention head's team), returned to the whole group. Call from uniform control flow.\n"
+             "vec2 vkf_softmax_block(float s, uint width) {\n"
+             "    const float none = uintBitsToFloat(0xff800000u);\n"
+             "#ifdef VKFUSE_SUBGROUP_SHUFFLE\n"
+             "    if (width < gl_SubgroupSize) {\n"
+             "        vec2 r = vec2(s, s == none ? 0.0 : 1.0);\n"
+             "        for (uint d = width / 2u; d > 0u; d >>= 1u) r = vkf_softmax_merge(r, subgroupShuffleXor(r, d));\n"
+             "        return r;\n"
+             "    }\n"
+             "#endif\n"
+             "#ifdef VKFUSE_SUBGROUP_ARITHMETIC\n"
+             "    if (width >= gl_SubgroupSize) {\n"
+             "        const float m = subgroupMax(s);\n"
+             "        const float l = subgroupAdd(s == none ? 0.0 : exp(s - m));\n"
+             "        if (width == gl_SubgroupSize) return vec2(m, l);\n"
+             "        if (subgroupElect()) {\n"
+             "            vkf_scratch[gl_SubgroupID] = m;\n"
+             "            vkf_sums[gl_SubgroupID] = l;\n"
+             "        }\n"
+             "        barrier();\n"
+             "        const uint per_group = width / gl_SubgroupSize;\n"
+             "        const uint first = gl_LocalInvocationID.x / width * per_group;\n"
+             "        vec2 r = vec2(vkf_scratch[first], vkf_sums[first]);\n"
+             "        for (uint k = 1u; k < per_group; ++k)\n"
+             "            r = vkf_softmax_merge(r, vec2(vkf_scratch[first + k], vkf_sums[first + k]));\n"
+             "        barrier();\n"
+             "        return r;\n"
+             "    }\n"
+             "#endif\n"
+             "    const uint t = gl_LocalInvocationID.x;\n"
+             "    const uint lane = t % width;\n"
+             "    vkf_scratch[t] = s;\n"
+             "    vkf_sums[t] = s == none ? 0.0 : 1.0;\n"
+             "    barrier();\n"
+             "    for (uint d = width / 2u; d > 0u; d >>= 1u) {\n"
+             "        if (lane < d) {\n"
+             "            const vec2 r = vkf_softmax_merge(vec2(vkf_scratch[t], vkf_sums[t]),\n"
+             "                                             vec2(vkf_scratch[t + d], vkf_sums[t + d]));\n"
+             "            vkf_scratch[t] = r.x;\n"
+             "            vkf_sums[t] = r.y;\n"
+             "        }\n"
+             "        barrier();\n"
+             "    }\n"
+             "    const vec2 r = vec2(vkf_scratch[t - lane], vkf_sums[t - lane]);\n"
+             "    barrier();\n"
+             "    return r;\n"
              "}\n\n";
 }
 
@@ -755,14 +872,63 @@ constexpr void each_accumulator(const kernel_view<Cap>& kv, F f) {
     }
 }
 
+constexpr std::uint32_t ceil_power_of_two(std::uint32_t v) {
+    std::uint32_t p = 1;
+    while (p < v) p *= 2;
+    return p;
+}
+
+// Invocations per row of a single-dispatch matvec phase. The workgroup runs the phase alone, so: enough rows at once
+// to cover all of them in one pass where it can (workgroup / rows), but never more lanes than a row has steps, nor
+// fewer than read a 128-byte line of a row at once (8 vec4s or 32 floats) where the row is that long.
+struct phase_lanes {
+    std::uint32_t rows = 1;   // the phase's units, rounded up to a power of two
+    std::uint32_t least = 1, most = 1;
+
+    constexpr std::uint32_t at(std::uint32_t workgroup_size) const {
+        std::uint32_t l = workgroup_size / rows;
+        l = l < least ? least : l > most ? most : l;
+        return l < workgroup_size ? l : workgroup_size;
+    }
+};
+
+template <std::size_t Cap>
+constexpr phase_lanes single_dispatch_lanes(const kernel_view<Cap>& kv) {
+    std::uint32_t steps = 1, line = 1;
+    for (int n = 0; n < kv.size(); ++n) {
+        if (!kv.computes_matvec(n)) continue;
+        const std::uint32_t cols = kv[kv[n].b].rows;
+        const std::uint32_t s = vectorized(cols) ? cols / 4 : cols;
+        if (s > steps) steps = s;
+        const std::uint32_t l = vectorized(cols) ? 8u : 32u;
+        if (l > line) line = l;
+    }
+    phase_lanes pl;
+    pl.rows = ceil_power_of_two(kv.total_units());
+    pl.most = ceil_power_of_two(steps);
+    pl.least = line < pl.most ? line : pl.most;
+    return pl;
+}
+
+template <class T, std::size_t Cap>
+constexpr void emit_phase_lanes(T& t, const kernel_view<Cap>& kv) {
+    const phase_lanes pl = single_dispatch_lanes(kv);  // the same arithmetic, on the specialised workgroup size
+    t << "        const uint lanes = min(clamp(gl_WorkGroupSize.x / " << pl.rows << "u, " << pl.least << "u, "
+      << pl.most << "u), gl_WorkGroupSize.x);  // invocations per row\n";
+}
+
 template <class T, std::size_t Cap>
 constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
     const auto& p = kv.p;
-    t << "        const uint lane = gl_LocalInvocationID.x % LANES;\n"
-      << "        const uint rows_per_group = gl_WorkGroupSize.x / LANES;\n"
+    if (p.how == strategy::single_dispatch)
+        emit_phase_lanes(t, kv);
+    else
+        t << "        const uint lanes = LANES;\n";
+    t << "        const uint lane = gl_LocalInvocationID.x % lanes;\n"
+      << "        const uint rows_per_group = gl_WorkGroupSize.x / lanes;\n"
       << "        for (uint base = gl_WorkGroupID.x * rows_per_group; base < " << kv.total_units()
       << "u; base += gl_NumWorkGroups.x * rows_per_group) {\n"
-      << "            const uint unit = base + gl_LocalInvocationID.x / LANES;\n";
+      << "            const uint unit = base + gl_LocalInvocationID.x / lanes;\n";
     // accumulators: one per (segment, matvec, row of the pair)
     each_accumulator(kv, [&](int r, int m, std::string_view suffix) {
         t << "            float a" << r << '_' << m << suffix << " = 0.0;\n";
@@ -787,7 +953,7 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
             const std::uint32_t steps = v4 ? cols / 4 : cols;
             bool need[Cap] = {};
             collect_loop(kv, root, cols, need);
-            t << "                for (uint j = lane; j < " << steps << "u; j += LANES) {"
+            t << "                for (uint j = lane; j < " << steps << "u; j += lanes) {"
               << (v4 ? "  // j counts vec4s\n" : "\n");
             site s;
             s.width = v4 ? 4 : 1;
@@ -813,8 +979,8 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
     }
     // row sums, in uniform control flow
     each_accumulator(kv, [&](int r, int m, std::string_view suffix) {
-        t << "            const float r" << r << '_' << m << suffix << " = vkf_row_sum(a" << r << '_' << m << suffix
-          << ");\n";
+        t << "            const float r" << r << '_' << m << suffix << " = vkf_segment_sum(a" << r << '_' << m << suffix
+          << ", lanes);\n";
     });
     t << "            if (lane == 0u) {\n";
     for (int r = 0; r < kv.k.root_count; ++r) {
@@ -884,6 +1050,74 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
       << "        }\n";
 }
 
+// single_dispatch: every query head at once. The workgroup splits into teams (a power of two of invocations), one
+// head each. A team scores a block of `team` positions at a time, one per invocation, and keeps an online softmax
+// across blocks; for the weighted sum of values each output element gets `chunks` invocations (a power of two)
+// that take every chunks-th position of the block, and the chunk sums are added at the end (inside a subgroup
+// when they fit in one). A head wider than its team is done in slices of `span` elements.
+template <class T, std::size_t Cap>
+constexpr void emit_team_attention(T& t, const kernel_view<Cap>& kv) {
+    const int root = kv.k.roots[0];
+    const node& x = kv[root];
+    const std::uint32_t heads = x.p0, group = x.p0 / x.p1, hd = x.p2, width = x.p1 * x.p2;
+    auto cache = [&](int n) { open_node_access(t, kv, n, false); };
+    t << "        const uint tid = gl_LocalInvocationID.x;\n"
+      << "        const uint team = max(gl_WorkGroupSize.x / " << ceil_power_of_two(heads)
+      << "u, 1u);  // invocations per head\n"
+      << "        const uint teams = gl_WorkGroupSize.x / team;\n"
+      << "        const uint member = tid % team;\n"
+      << "        const uint span = min(team, " << ceil_power_of_two(hd) << "u);  // output elements per slice\n"
+      << "        const uint chunks = team / span;  // invocations per output element\n"
+      << "        const uint positions = ";
+    ref(t, kv, x.d, site{});
+    t << " + 1u;\n"
+      << "        for (uint head0 = 0u; head0 < " << heads << "u; head0 += teams) {\n"
+      << "            const uint head = head0 + tid / team;\n"
+      << "            const bool live = head < " << heads << "u;\n"
+      << "            const uint kv_base = head / " << group << "u * " << hd
+      << "u;  // query head h reads KV head h / (H / KV)\n"
+      << "            for (uint d0 = 0u; d0 < " << hd << "u; d0 += span) {\n"
+      << "                const uint d = d0 + member / chunks, chunk = member % chunks;\n"
+      << "                const bool sums = live && d < " << hd << "u;\n"
+      << "                float m = uintBitsToFloat(0xff800000u), l = 0.0, o = 0.0;\n"
+      << "                for (uint start = 0u; start < positions; start += team) {\n"
+      << "                    const uint at = start + member;\n"
+      << "                    float s = uintBitsToFloat(0xff800000u);\n"
+      << "                    if (live && at < positions) {\n"
+      << "                        s = 0.0;\n"
+      << "                        for (uint e = 0u; e < " << hd << "u; ++e) s += ";
+    open_node_access(t, kv, x.a, false);
+    t << "head * " << hd << "u + e] * ";
+    cache(x.b);
+    t << "at * " << width << "u + kv_base + e];\n"
+      << "                        s *= " << float_literal{1.0f / __builtin_sqrtf(static_cast<float>(hd))}
+      << ";  // 1/sqrt(head_dim)\n"
+      << "                    }\n"
+      << "                    const vec2 block = vkf_softmax_block(s, team);\n"
+      << "                    const float new_m = max(m, block.x);\n"
+      << "                    const float rescale = m == new_m ? 1.0 : exp(m - new_m);\n"
+      << "                    const float to_new = block.x == new_m ? 1.0 : exp(block.x - new_m);\n"
+      << "                    vkf_p[tid] = s == uintBitsToFloat(0xff800000u) ? 0.0 : exp(s - new_m);\n"
+      << "                    l = l * rescale + block.y * to_new;\n"
+      << "                    o *= rescale;\n"
+      << "                    m = new_m;\n"
+      << "                    barrier();  // the block's weights are published\n"
+      << "                    if (sums) {\n"
+      << "                        const uint count = min(team, positions - start);\n"
+      << "                        for (uint j = chunk; j < count; j += chunks) o += vkf_p[tid - member + j] * ";
+    cache(x.c);
+    t << "(start + j) * " << width << "u + kv_base + d];\n"
+      << "                    }\n"
+      << "                    barrier();  // vkf_p is refilled by the next block\n"
+      << "                }\n"
+      << "                o = vkf_segment_sum(o, chunks);\n"
+      << "                if (sums && chunk == 0u) ";
+    open_node_access(t, kv, root, false);
+    t << "head * " << hd << "u + d] = o / l;\n"
+      << "            }\n"
+      << "        }\n";
+}
+
 template <class T, std::size_t Cap>
 constexpr void emit_phase(T& t, const plan::program_plan<Cap>& p, int k, bool packed) {
     const kernel_view<Cap> kv(p, k, packed);
@@ -906,6 +1140,8 @@ constexpr void emit_phase(T& t, const plan::program_plan<Cap>& p, int k, bool pa
     emit_scalars(t, kv);
     if (kv.k.kind == kernel_kind::matvec)
         emit_matvec(t, kv);
+    else if (kv.k.kind == kernel_kind::attention && p.how == strategy::single_dispatch)
+        emit_team_attention(t, kv);
     else if (kv.k.kind == kernel_kind::attention)
         emit_attention(t, kv);
     else
@@ -932,11 +1168,13 @@ constexpr void emit_shader(T& t, const plan::program_plan<Cap>& p, int index, bo
         t << "    // every position of the sequence, in order, inside this one dispatch\n"
           << "    for (uint vkf_position = 0u; vkf_position < " << p.loop_count << "u; ++vkf_position) {\n";
     for (int k = phases.first; k < phases.last; ++k) {
+        // One workgroup runs every phase, so a workgroup-scope barrier is enough to publish a phase's writes (a
+        // device-scope one waits for every write to reach L2 first, which costs most of a step on a GPU).
         if (k > phases.first)
-            t << "    memoryBarrierBuffer();\n    barrier();  // the next phase reads what this one wrote\n";
+            t << "    groupMemoryBarrier();\n    barrier();  // the next phase reads what this one wrote\n";
         detail::emit_phase(t, p, k, packed);
     }
-    if (loop) t << "    memoryBarrierBuffer();\n    barrier();  // the next position reads this one's cache rows\n    }\n";
+    if (loop) t << "    groupMemoryBarrier();\n    barrier();  // the next position reads this one's cache rows\n    }\n";
     t << "}\n";
 }
 

@@ -106,7 +106,15 @@ struct program_plan {
     std::uint32_t arena_offset[Cap + 1] = {};
     std::uint64_t arena_floats = 0;
 
+    // single_dispatch: temporaries that live in the workgroup's shared memory instead of a buffer (one workgroup
+    // computes and reads them all, so they never need to leave the SM), at these offsets in floats into one pool;
+    // temporaries whose lifetimes do not overlap share space. A buffer in shared memory has no binding.
+    bool in_shared[Cap + 1] = {};
+    std::uint32_t shared_offset[Cap + 1] = {};
+    std::uint32_t shared_floats = 0;
+
     constexpr int dispatch_count() const { return how == strategy::single_dispatch ? 1 : kernel_count; }
+    constexpr bool in_shared_memory(int b) const { return b >= 0 && in_shared[b]; }
     constexpr std::uint32_t push_constant_bytes() const { return static_cast<std::uint32_t>(param_count) * 4u; }
     constexpr bool is_buffer_leaf(int n) const {
         return g[n].kind == node_kind::leaf && g[n].leaf_role != role::param;
@@ -324,7 +332,73 @@ constexpr void form_kernels(program_plan<Cap>& p) {
     }
 }
 
+// single_dispatch: moves temporaries into a shared-memory pool of at most `budget` floats. A temporary is live from
+// the phase that writes it to the last phase that reads it (within one position of a repeat<>: every position
+// recomputes them all); each takes the lowest offset, a multiple of 4 so vec4 reads align, that no live-overlapping
+// temporary occupies. Largest first, so the big FFN activations get the room; what does not fit stays a buffer.
+template <std::size_t Cap>
+constexpr void place_in_shared(program_plan<Cap>& p, std::uint32_t budget) {
+    int first[Cap + 1] = {}, last[Cap + 1] = {};
+    int order[Cap + 1] = {};
+    int count = 0;
+    for (int b = 0; b < p.buffer_count; ++b) {
+        if (!p.buffers[b].temporary) continue;
+        first[b] = p.kernel_count;
+        last[b] = -1;
+        for (int k = 0; k < p.kernel_count; ++k)
+            for (int i = 0; i < p.kernels[k].buffer_count; ++i) {
+                if (p.kernels[k].buffers[i] != b) continue;
+                if (k < first[b]) first[b] = k;
+                if (k > last[b]) last[b] = k;
+            }
+        order[count++] = b;
+    }
+    for (int i = 1; i < count; ++i)  // by size, descending; stable
+        for (int j = i; j > 0 && p.buffers[order[j]].elements > p.buffers[order[j - 1]].elements; --j) {
+            const int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    for (int i = 0; i < count; ++i) {
+        const int b = order[i];
+        const std::uint32_t size = (p.buffers[b].elements + 3u) / 4u * 4u;
+        std::uint32_t at = 0;
+        for (bool moved = true; moved;) {  // first fit: bump past every placed, overlapping neighbour in the way
+            moved = false;
+            for (int j = 0; j < i; ++j) {
+                const int o = order[j];
+                if (!p.in_shared[o] || last[o] < first[b] || last[b] < first[o]) continue;
+                const std::uint32_t o_size = (p.buffers[o].elements + 3u) / 4u * 4u;
+                if (at < p.shared_offset[o] + o_size && p.shared_offset[o] < at + size) {
+                    at = p.shared_offset[o] + o_size;
+                    moved = true;
+                }
+            }
+        }
+        if (at + size > budget) continue;
+        p.in_shared[b] = true;
+        p.shared_offset[b] = at;
+        if (at + size > p.shared_floats) p.shared_floats = at + size;
+    }
+    // a buffer in shared memory is not bound
+    for (int k = 0; k < p.kernel_count; ++k) {
+        kernel_plan<Cap>& kp = p.kernels[k];
+        int kept = 0;
+        for (int i = 0; i < kp.buffer_count; ++i) {
+            if (p.in_shared[kp.buffers[i]]) continue;
+            kp.writes[kept] = kp.writes[i];
+            kp.buffers[kept++] = kp.buffers[i];
+        }
+        kp.buffer_count = kept;
+    }
+}
+
 } // namespace detail
+
+// Floats of shared memory a single-dispatch program may use for its temporaries: 16 KiB. With the scratch arrays of
+// a 1024-invocation workgroup (8 KiB) that fits the 32 KiB most devices offer; where a device has less, the runtime
+// shrinks the workgroup, or says what does not fit.
+inline constexpr std::uint32_t single_dispatch_shared_floats = 4096;
 
 // The plan of program type `Program` under strategy `How`.
 template <class Program, strategy How>
@@ -345,6 +419,7 @@ constexpr auto make_plan() {
         if (n.kind == node_kind::lookup) detail::limit_param(p, n.b, p.g[n.a].rows);
     }
     detail::form_kernels(p);
+    if (How == strategy::single_dispatch) detail::place_in_shared(p, single_dispatch_shared_floats);
     for (int b = 0; b < p.buffer_count; ++b) {
         p.arena_offset[b] = static_cast<std::uint32_t>(p.arena_floats);
         p.arena_floats += (p.buffers[b].elements + 3u) / 4u * 4u;

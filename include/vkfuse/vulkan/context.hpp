@@ -52,6 +52,7 @@ struct device_info {
     std::string type;  // "discrete GPU", "integrated GPU", "virtual GPU", "CPU" or "other"
     std::uint32_t subgroup_size = 0;
     bool subgroup_arithmetic = false;  // subgroup arithmetic operations are supported in compute shaders
+    bool subgroup_shuffle = false;     // and subgroup shuffles
     std::uint32_t max_workgroup_invocations = 0, max_shared_memory_bytes = 0, max_storage_buffers_per_stage = 0;
     std::uint64_t max_storage_buffer_range = 0;
     std::uint32_t max_push_constant_bytes = 0;
@@ -634,6 +635,8 @@ inline void context::read_device_info() {
     info_.subgroup_size = subgroup.subgroupSize;
     info_.subgroup_arithmetic = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                                 (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    info_.subgroup_shuffle = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                             (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     info_.max_workgroup_invocations = limits.maxComputeWorkGroupInvocations;
     info_.max_shared_memory_bytes = limits.maxComputeSharedMemorySize;
     info_.max_storage_buffers_per_stage = limits.maxPerStageDescriptorStorageBuffers;

@@ -56,6 +56,7 @@ struct launch_config {
     std::uint32_t workgroup_size = 256;
     std::uint32_t lanes = 32;  // the smallest invocations-per-row: the subgroup size where subgroups are used
     bool subgroup_arithmetic = false;
+    bool subgroup_shuffle = false;     // used only together with subgroup arithmetic
     std::uint32_t matvec_threads = 0;  // 0: every matvec kernel uses `lanes`
     bool fixed_lanes = false;          // the user chose `lanes`
 
@@ -68,7 +69,9 @@ struct launch_config {
     }
 
     std::string_view preamble() const {
-        return subgroup_arithmetic ? std::string_view("#define VKFUSE_SUBGROUP_ARITHMETIC 1\n") : std::string_view();
+        if (!subgroup_arithmetic) return {};
+        return subgroup_shuffle ? "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n#define VKFUSE_SUBGROUP_SHUFFLE 1\n"
+                                : "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n";
     }
 };
 
@@ -100,6 +103,7 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
     if (!power_of_two(c.lanes))
         throw usage_error("vkfuse program: lanes " + std::to_string(c.lanes) + " must be a power of two");
     c.subgroup_arithmetic = subgroup_ok;
+    c.subgroup_shuffle = subgroup_ok && d.subgroup_shuffle;
     c.fixed_lanes = o.lanes != 0;
     c.matvec_threads = d.type == "CPU" ? 0 : o.matvec_threads;
     return c;
@@ -137,6 +141,7 @@ public:
 
     explicit program(context& ctx, program_options options = {})
         : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options, How == strategy::single_dispatch)) {
+        fit_shared_memory(options.workgroup_size == 0);
         std::uint32_t limit = ctx.device().max_storage_buffers_per_stage;
         if (options.max_bindings != 0) limit = std::min(limit, options.max_bindings);
         std::size_t widest = 0;
@@ -265,10 +270,11 @@ public:
             }
             const int shader = How == strategy::single_dispatch ? 0 : k;
             if (kp.kind == plan::kernel_kind::attention)
-                text += "; " + std::to_string(plan.g[kp.roots[0]].p0) + " heads, a workgroup each";
+                text += "; " + std::to_string(plan.g[kp.roots[0]].p0) + " heads, " +
+                        (How == strategy::single_dispatch ? "all at once" : "a workgroup each");
             else
                 text += "; " + std::to_string(kv.total_units()) + " units" +
-                        (kp.kind == plan::kernel_kind::matvec ? " (rows or rope row pairs), " + std::to_string(lanes(shader)) +
+                        (kp.kind == plan::kernel_kind::matvec ? " (rows or rope row pairs), " + std::to_string(lanes(k)) +
                                                                     " invocations per row"
                                                               : std::string());
             text += "; " + std::to_string(workgroups(shader)) + " workgroups of " +
@@ -305,8 +311,10 @@ public:
         return (packed_ ? packed_info::sources : info::sources)[static_cast<std::size_t>(shader)];
     }
     // Invocations per row of shader k's matvec work.
+    // (Under single_dispatch each phase has its own; this is the one of phase k.)
     std::uint32_t lanes(int k) const {
-        if (How == strategy::single_dispatch) return launch_.lanes;
+        if (How == strategy::single_dispatch)
+            return glsl::detail::single_dispatch_lanes(glsl::detail::kernel_view(plan, k)).at(launch_.workgroup_size);
         return plan.kernels[k].kind == plan::kernel_kind::matvec ? launch_.lanes_for(units(k)) : launch_.lanes;
     }
     // Workgroups dispatched by shader k on this device.
@@ -395,17 +403,11 @@ private:
     }
 
     void build_kernels() {
-        if (How == strategy::single_dispatch) {
-            std::uint32_t widest_head = 0;
-            for (int k = 0; k < plan.kernel_count; ++k)
-                if (plan.kernels[k].kind == plan::kernel_kind::attention)
-                    widest_head = std::max(widest_head, plan.g[plan.kernels[k].roots[0]].p2);
-            check_head_dim(widest_head);
-        } else {
+        // (a single dispatch's attention takes a head in slices, so any workgroup serves it)
+        if (How != strategy::single_dispatch)
             for (int k = 0; k < plan.kernel_count; ++k)
                 if (plan.kernels[k].kind == plan::kernel_kind::attention)
                     check_head_dim(plan.g[plan.kernels[k].roots[0]].p2);
-        }
         kernels_.reserve(static_cast<std::size_t>(shader_count));
         for (int k = 0; k < shader_count; ++k)
             labels_.push_back(std::string(strategy_name(How)) + " shader " + std::to_string(k + 1) + " of " +
@@ -417,10 +419,35 @@ private:
             spec.binding_count = packed_ ? 1u : static_cast<std::uint32_t>(shader_buffers(k).size());
             spec.push_constant_bytes = plan.push_constant_bytes();
             spec.workgroup_size = launch_.workgroup_size;
-            spec.lanes = lanes(k);
+            spec.lanes = How == strategy::single_dispatch ? launch_.lanes : lanes(k);  // single: LANES is unused
             spec.preamble = launch_.preamble();
             kernels_.emplace_back(*ctx_, spec);
         }
+    }
+
+    // Shared memory grows with the workgroup (reduction scratch, softmax weights). A workgroup size vkfuse chose
+    // shrinks until every shader fits the device; one the user chose is kept, and an error says what to change.
+    void fit_shared_memory(bool may_shrink) {
+        const std::uint64_t limit = ctx_->device().max_shared_memory_bytes;
+        auto widest = [&] {
+            std::uint64_t most = 0;
+            for (int k = 0; k < shader_count; ++k) {
+                const glsl::detail::phase_range phases = How == strategy::single_dispatch
+                                                             ? glsl::detail::phase_range{0, plan.kernel_count}
+                                                             : glsl::detail::phase_range{k, k + 1};
+                most = std::max(most, glsl::detail::shared_use(plan, phases).bytes(launch_.workgroup_size));
+            }
+            return most;
+        };
+        while (may_shrink && widest() > limit && launch_.workgroup_size > 32) {
+            launch_.workgroup_size /= 2;
+            launch_.lanes = std::min(launch_.lanes, launch_.workgroup_size);
+        }
+        if (widest() > limit)
+            throw usage_error("vkfuse program: its " + std::string(strategy_name(How)) + " shaders need " +
+                              std::to_string(widest()) + " bytes of shared memory with workgroups of " +
+                              std::to_string(launch_.workgroup_size) + ", more than the " + std::to_string(limit) +
+                              " bytes " + ctx_->device().name + " has; choose a smaller workgroup_size.");
     }
 
     void check_head_dim(std::uint32_t head_dim) const {
