@@ -3,7 +3,7 @@
 //     dispatch_overhead [--sizes 1,10,100,1000,10000] [--runs 20] [--warmups 3] [--json FILE] [--commit SHA]
 //
 // A trivial kernel (one workgroup of 64 invocations, each adding 1 to its own element of a 64-word buffer) runs N
-// times back to back, synchronised only at the end, four ways:
+// times back to back, synchronised only at the end, six ways:
 //   (a)  each dispatch its own command buffer, submitted and waited for before the next (sequence::run_each_submitted)
 //   (b)  all N dispatches in one command buffer, a compute->compute barrier between consecutive ones (sequence::run)
 //   (b') the same as (b) recorded with raw Vulkan calls (own pipeline from the same SPIR-V, one descriptor set, own
@@ -11,6 +11,9 @@
 //   (c)  ONE dispatch whose shader does the same step N times, with a buffer memory barrier and barrier() between
 //        steps; each step touches the element another invocation wrote in the step before, so the steps really are
 //        dependent, as the phases of a fused single-workgroup kernel are
+//   (c') the same with a workgroup-scope memory barrier (groupMemoryBarrier): all a single workgroup needs
+//   (c'') the same steps on a shared-memory copy of the counters, barrier() alone between them, written back at
+//        the end: a phase boundary whose data stays on chip, as single_dispatch keeps its temporaries
 // Per-dispatch time = the run's total / N, by wall clock (submit to fence) and by GPU timestamps (first to last).
 //
 // Every variant is checked before it is timed (buffer zeroed, one run, every element must equal N) and again after
@@ -21,7 +24,7 @@
 // --json (a file, or a folder to put the default name in), default benchmarks/results/dispatch_overhead-<slug>.json;
 // and next to it a .tsv with the per-dispatch medians/minima/maxima that benchmarks/plot_dispatch_overhead.sh plots.
 //
-// Each variant has its own counter buffer, and the timed runs of the four variants are interleaved (one run of each
+// Each variant has its own counter buffer, and the timed runs of the six variants are interleaved (one run of each
 // per round), so that a change in machine load during the benchmark is shared by all of them.
 //
 // On lavapipe the whole default run (N up to 10000, 20 runs) takes well under a minute on 2 cores.
@@ -82,6 +85,43 @@ void main() {
         memoryBarrierBuffer();
         barrier();
     }
+}
+)";
+
+// (c'): the same steps, published by a workgroup-scope barrier.
+constexpr std::string_view loop_workgroup_glsl = R"(#version 450
+layout(local_size_x_id = 0) in;
+layout(set = 0, binding = 0) coherent buffer Counts { uint count[]; };
+layout(push_constant) uniform Steps { uint steps; };
+void main() {
+    const uint lane = gl_LocalInvocationID.x;
+    const uint n = gl_WorkGroupSize.x;
+    for (uint s = 0u; s < steps; ++s) {
+        const uint at = (lane + s) % n;
+        count[at] += 1u;
+        groupMemoryBarrier();
+        barrier();
+    }
+}
+)";
+
+// (c''): the same steps on a shared-memory copy, which is added to the buffer once at the end.
+constexpr std::string_view loop_shared_glsl = R"(#version 450
+layout(local_size_x_id = 0) in;
+layout(set = 0, binding = 0) buffer Counts { uint count[]; };
+layout(push_constant) uniform Steps { uint steps; };
+shared uint on_chip[gl_WorkGroupSize.x];
+void main() {
+    const uint lane = gl_LocalInvocationID.x;
+    const uint n = gl_WorkGroupSize.x;
+    on_chip[lane] = 0u;
+    barrier();
+    for (uint s = 0u; s < steps; ++s) {
+        const uint at = (lane + s) % n;
+        on_chip[at] += 1u;
+        barrier();
+    }
+    count[lane] += on_chip[lane];
 }
 )";
 
@@ -276,11 +316,13 @@ struct variant_info {
     const char* label;  // for people
 };
 
-constexpr std::array<variant_info, 4> variants{{
+constexpr std::array<variant_info, 6> variants{{
     {"a", "(a)  submit+wait per dispatch"},
     {"b", "(b)  one cmd buffer, barriers"},
     {"b_raw", "(b') same as (b), raw Vulkan"},
     {"c", "(c)  one dispatch, N steps inside"},
+    {"c_workgroup", "(c') (c), workgroup-scope barrier"},
+    {"c_shared", "(c'') (c), steps in shared memory"},
 }};
 
 struct measurement {
@@ -748,6 +790,10 @@ int main(int argc, char** argv) try {
                                 .workgroup_size = lanes});
     const vk::kernel loop(ctx, {.label = "dispatch_overhead/loop", .glsl = loop_glsl, .binding_count = 1,
                                 .push_constant_bytes = 4, .workgroup_size = lanes});
+    const vk::kernel loop_workgroup(ctx, {.label = "dispatch_overhead/loop_workgroup", .glsl = loop_workgroup_glsl,
+                                          .binding_count = 1, .push_constant_bytes = 4, .workgroup_size = lanes});
+    const vk::kernel loop_shared(ctx, {.label = "dispatch_overhead/loop_shared", .glsl = loop_shared_glsl,
+                                       .binding_count = 1, .push_constant_bytes = 4, .workgroup_size = lanes});
 
     std::printf("%s  %s  %s  %s\n", pad("N", 7, true).c_str(), pad("variant", 34).c_str(),
                 pad("wall \u00b5s/dispatch, median (min\u2013max)", 36).c_str(),
@@ -763,11 +809,17 @@ int main(int argc, char** argv) try {
         vk::sequence seq_b(ctx, chain_b);
         raw_chain raw(ctx, counts[2], n);
         vk::sequence seq_c(ctx, {vk::dispatch{&loop, {&counts[3]}, {1, 1, 1}, vk::pack_push_constants(n)}});
+        vk::sequence seq_c_workgroup(
+            ctx, {vk::dispatch{&loop_workgroup, {&counts[4]}, {1, 1, 1}, vk::pack_push_constants(n)}});
+        vk::sequence seq_c_shared(ctx,
+                                  {vk::dispatch{&loop_shared, {&counts[5]}, {1, 1, 1}, vk::pack_push_constants(n)}});
         std::vector<contender> contenders{
             {0, &counts[0], [&] { return seq_a.run_each_submitted(); }},
             {1, &counts[1], [&] { return seq_b.run(1); }},
             {2, &counts[2], [&] { return raw.run(); }},
             {3, &counts[3], [&] { return seq_c.run(1); }},
+            {4, &counts[4], [&] { return seq_c_workgroup.run(1); }},
+            {5, &counts[5], [&] { return seq_c_shared.run(1); }},
         };
         const std::vector<measurement> row = measure_all(n, o, contenders);
         for (const measurement& m : row) {

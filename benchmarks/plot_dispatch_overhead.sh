@@ -56,13 +56,13 @@ set grid xtics ytics mxtics mytics lc rgb "#dddddd"
 set xlabel "N (dispatches in a row; for (c) steps inside the one dispatch)"
 set ylabel "time per dispatch (µs) = total / N"
 set title "Per-dispatch cost, N dispatches in a row (vkfuse $commit)\n$device\nmedian of ${runs:-?} runs; solid = GPU timestamps, dashed = wall clock" noenhanced
-set key below maxrows 4 width 2 noenhanced
-array key[4] = ["a", "b", "b_raw", "c"]
-array name[4] = ["$(label a)", "$(label b)", "$(label b_raw)", "$(label c)"]
-array colour[4] = ["#d62728", "#1f77b4", "#17becf", "#2ca02c"]
+set key below maxrows 6 width 2 noenhanced
+array key[6] = ["a", "b", "b_raw", "c", "c_workgroup", "c_shared"]
+array name[6] = ["$(label a)", "$(label b)", "$(label b_raw)", "$(label c)", "$(label c_workgroup)", "$(label c_shared)"]
+array colour[6] = ["#d62728", "#1f77b4", "#17becf", "#2ca02c", "#9467bd", "#ff7f0e"]
 pick(i, col) = (strcol(1) eq key[i]) ? column(col) : NaN
-plot for [i=1:4] "$tsv" using 2:(pick(i, 6)) with linespoints lw 2 dt 1 pt 7 ps 1.1 lc rgb colour[i] title name[i]." GPU", \
-     for [i=1:4] "$tsv" using 2:(pick(i, 3)) with linespoints lw 2 dt 2 pt 6 ps 1.1 lc rgb colour[i] title name[i]." wall"
+plot for [i=1:6] "$tsv" using 2:(pick(i, 6)) with linespoints lw 2 dt 1 pt 7 ps 1.1 lc rgb colour[i] title name[i]." GPU", \
+     for [i=1:6] "$tsv" using 2:(pick(i, 3)) with linespoints lw 2 dt 2 pt 6 ps 1.1 lc rgb colour[i] title name[i]." wall"
 EOF
     echo "wrote $png"
 done

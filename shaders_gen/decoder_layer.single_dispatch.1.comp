@@ -277,7 +277,7 @@ void main() {
         }
     }
     groupMemoryBarrier();
-    barrier();  // the next phase reads what this one wrote
+    barrier();  // the next phase reads what an earlier one wrote to memory
     {  // attention: attn[896]
         uint v14 = params.p_pos;
         const uint tid = gl_LocalInvocationID.x;
@@ -324,7 +324,7 @@ void main() {
         }
     }
     groupMemoryBarrier();
-    barrier();  // the next phase reads what this one wrote
+    barrier();  // the next phase reads what an earlier one wrote to memory
     {  // matvec: h[896]
         const uint lanes = min(clamp(gl_WorkGroupSize.x / 1024u, 8u, 256u), gl_WorkGroupSize.x);  // invocations per row
         const uint lane = gl_LocalInvocationID.x % lanes;
@@ -353,7 +353,7 @@ void main() {
         }
     }
     groupMemoryBarrier();
-    barrier();  // the next phase reads what this one wrote
+    barrier();  // the next phase reads what an earlier one wrote to memory
     {  // matvec: t46[4864]
         float v36;  // mean of v35 over 896 elements, computed by every workgroup
         {
@@ -400,7 +400,7 @@ void main() {
         }
     }
     groupMemoryBarrier();
-    barrier();  // the next phase reads what this one wrote
+    barrier();  // the next phase reads what an earlier one wrote to memory
     {  // matvec: y[896]
         const uint lanes = min(clamp(gl_WorkGroupSize.x / 1024u, 8u, 2048u), gl_WorkGroupSize.x);  // invocations per row
         const uint lane = gl_LocalInvocationID.x % lanes;

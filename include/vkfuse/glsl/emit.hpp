@@ -1167,14 +1167,44 @@ constexpr void emit_shader(T& t, const plan::program_plan<Cap>& p, int index, bo
     if (loop)
         t << "    // every position of the sequence, in order, inside this one dispatch\n"
           << "    for (uint vkf_position = 0u; vkf_position < " << p.loop_count << "u; ++vkf_position) {\n";
+    // One workgroup runs every phase, so barrier() orders the phases and publishes shared memory. A phase that reads
+    // a buffer an earlier phase wrote since the last fence, or writes the same elements again, also needs those
+    // writes made visible: a workgroup-scope fence, groupMemoryBarrier() (a device-scope one waits for every write
+    // to reach L2). A fence costs about as much as a step, so it goes only there. (Appends write a new row each
+    // position, never the same elements.)
+    bool pending[Cap + 1] = {};  // buffers written since the last fence
+    auto uses_pending = [&](int k) {
+        const plan::kernel_plan<Cap>& kp = p.kernels[k];
+        for (int i = 0; i < kp.buffer_count; ++i)
+            if (!kp.writes[i] && pending[kp.buffers[i]]) return true;
+        for (int r = 0; r < kp.root_count; ++r)
+            if (p.g[kp.roots[r]].kind != plan::node_kind::append && pending[p.buffer_of_node[kp.roots[r]]]) return true;
+        return false;
+    };
+    auto fence = [&](std::string_view why) {
+        t << "    groupMemoryBarrier();\n    barrier();  // " << why << "\n";
+        for (int b = 0; b < p.buffer_count; ++b) pending[b] = false;
+    };
     for (int k = phases.first; k < phases.last; ++k) {
-        // One workgroup runs every phase, so a workgroup-scope barrier is enough to publish a phase's writes (a
-        // device-scope one waits for every write to reach L2 first, which costs most of a step on a GPU).
-        if (k > phases.first)
-            t << "    groupMemoryBarrier();\n    barrier();  // the next phase reads what this one wrote\n";
+        if (k > phases.first) {
+            if (uses_pending(k))
+                fence("the next phase reads what an earlier one wrote to memory");
+            else
+                t << "    barrier();  // the next phase reads what this one wrote to shared memory\n";
+        }
         detail::emit_phase(t, p, k, packed);
+        for (int i = 0; i < p.kernels[k].buffer_count; ++i)
+            if (p.kernels[k].writes[i]) pending[p.kernels[k].buffers[i]] = true;
     }
-    if (loop) t << "    groupMemoryBarrier();\n    barrier();  // the next position reads this one's cache rows\n    }\n";
+    if (loop) {
+        bool needed = false;
+        for (int k = phases.first; k < phases.last; ++k) needed = needed || uses_pending(k);
+        if (needed)
+            fence("the next position reads what this one wrote to memory");
+        else
+            t << "    barrier();  // the next position overwrites shared memory this one read\n";
+        t << "    }\n";
+    }
     t << "}\n";
 }
 
