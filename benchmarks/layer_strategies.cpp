@@ -3,6 +3,8 @@
 // (outputs, named results, both KV caches) before it is timed; one that disagrees gets no time.
 //
 //     layer_strategies [--positions 8] [--runs 200] [--json FILE|DIR] [--commit SHA]
+//
+// Writes the JSON and, next to it, a .tsv of the medians that benchmarks/plot_layer_strategies.sh plots.
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -128,7 +130,17 @@ int main(int argc, char** argv) try {
         json << "}" << (i + 1 < all.size() ? "," : "") << "\n";
     }
     json << "  ]\n}\n";
-    std::printf("wrote %s\n", path.c_str());
+    // and next to it the medians per strategy, for benchmarks/plot_layer_strategies.sh
+    std::filesystem::path tsv_path = path;
+    tsv_path.replace_extension(".tsv");
+    std::ofstream tsv(tsv_path);
+    tsv << "# layer_strategies, " << dev.name << ", commit " << commit << "\n"
+        << "# strategy\tdispatches\twall_us\tgpu_us\twall_min\twall_max\n";
+    for (const auto& r : all)
+        if (r.verified)
+            tsv << r.strategy << '\t' << r.dispatches << '\t' << r.wall_us[r.wall_us.size() / 2] << '\t'
+                << r.gpu_us[r.gpu_us.size() / 2] << '\t' << r.wall_us.front() << '\t' << r.wall_us.back() << '\n';
+    std::printf("wrote %s and %s\n", path.c_str(), tsv_path.c_str());
     return ok ? 0 : 1;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "layer_strategies: %s\n", e.what());

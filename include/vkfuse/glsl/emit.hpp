@@ -8,8 +8,9 @@
 // A kernel's body is a grid-stride loop over its work units, so the same body serves a dispatch of many workgroups
 // (one trip each) and a phase of a single-workgroup program (many trips). Device facts the text cannot know at C++
 // compile time are left to the pipeline: the workgroup size and the invocations per matvec row (LANES) are
-// specialization constants, and the subgroup path is chosen by a preprocessor symbol the runtime defines when the
-// device supports subgroup arithmetic.
+// specialization constants (a single-dispatch phase derives its own row width from the workgroup size), and the
+// subgroup paths are chosen by preprocessor symbols the runtime defines when the device supports subgroup
+// arithmetic and shuffles.
 #pragma once
 
 #include <cstddef>
