@@ -70,9 +70,11 @@ void main() {
 )";
 
 // N steps in one dispatch. In step s invocation i adds 1 to element (i + s) mod 64, the element that invocation
-// i + 1 added to in step s - 1; the memory barrier plus barrier() make that write visible first. Every element still
+// i + 1 added to in step s - 1; the fence plus barrier() make that write visible first. Every element still
 // receives exactly one addition per step, so the result is N everywhere, as for N separate dispatches.
-constexpr std::string_view loop_glsl = R"(#version 450
+// `fence` is memoryBarrierBuffer() for (c) and groupMemoryBarrier() for (c').
+std::string loop_glsl(std::string_view fence) {
+    return std::string(R"(#version 450
 layout(local_size_x_id = 0) in;
 layout(set = 0, binding = 0) coherent buffer Counts { uint count[]; };
 layout(push_constant) uniform Steps { uint steps; };
@@ -82,28 +84,12 @@ void main() {
     for (uint s = 0u; s < steps; ++s) {
         const uint at = (lane + s) % n;
         count[at] += 1u;
-        memoryBarrierBuffer();
+        )") + std::string(fence) + R"(;
         barrier();
     }
 }
 )";
-
-// (c'): the same steps, published by a workgroup-scope barrier.
-constexpr std::string_view loop_workgroup_glsl = R"(#version 450
-layout(local_size_x_id = 0) in;
-layout(set = 0, binding = 0) coherent buffer Counts { uint count[]; };
-layout(push_constant) uniform Steps { uint steps; };
-void main() {
-    const uint lane = gl_LocalInvocationID.x;
-    const uint n = gl_WorkGroupSize.x;
-    for (uint s = 0u; s < steps; ++s) {
-        const uint at = (lane + s) % n;
-        count[at] += 1u;
-        groupMemoryBarrier();
-        barrier();
-    }
 }
-)";
 
 // (c''): the same steps on a shared-memory copy, which is added to the buffer once at the end.
 constexpr std::string_view loop_shared_glsl = R"(#version 450
@@ -788,7 +774,9 @@ int main(int argc, char** argv) try {
 
     const vk::kernel step(ctx, {.label = "dispatch_overhead/step", .glsl = step_glsl, .binding_count = 1,
                                 .workgroup_size = lanes});
-    const vk::kernel loop(ctx, {.label = "dispatch_overhead/loop", .glsl = loop_glsl, .binding_count = 1,
+    const std::string loop_device_glsl = loop_glsl("memoryBarrierBuffer()");
+    const std::string loop_workgroup_glsl = loop_glsl("groupMemoryBarrier()");
+    const vk::kernel loop(ctx, {.label = "dispatch_overhead/loop", .glsl = loop_device_glsl, .binding_count = 1,
                                 .push_constant_bytes = 4, .workgroup_size = lanes});
     const vk::kernel loop_workgroup(ctx, {.label = "dispatch_overhead/loop_workgroup", .glsl = loop_workgroup_glsl,
                                           .binding_count = 1, .push_constant_bytes = 4, .workgroup_size = lanes});

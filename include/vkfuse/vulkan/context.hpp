@@ -633,10 +633,11 @@ inline void context::read_device_info() {
     info_.discrete = base.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
     info_.type = detail::device_type_name(base.deviceType);
     info_.subgroup_size = subgroup.subgroupSize;
-    info_.subgroup_arithmetic = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-                                (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
-    info_.subgroup_shuffle = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-                             (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
+    const auto compute_has = [&](VkSubgroupFeatureFlags operation) {
+        return (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (subgroup.supportedOperations & operation);
+    };
+    info_.subgroup_arithmetic = compute_has(VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    info_.subgroup_shuffle = compute_has(VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     info_.max_workgroup_invocations = limits.maxComputeWorkGroupInvocations;
     info_.max_shared_memory_bytes = limits.maxComputeSharedMemorySize;
     info_.max_storage_buffers_per_stage = limits.maxPerStageDescriptorStorageBuffers;
