@@ -28,7 +28,7 @@ layout(set = 0, binding = 9, std430) readonly restrict buffer Binding9 { float p
 layout(set = 0, binding = 10, std430) readonly restrict buffer Binding10 { float p_bv[]; };  // weight bv: f32[128]
 layout(set = 0, binding = 11, std430) writeonly restrict buffer Binding11 { float p_q[]; };  // named result q: f32[896]
 
-layout(push_constant) uniform Params {
+layout(set = 0, binding = 12, std140) uniform Params {  // runtime scalars, written by the host before a run
     uint p_pos;
 } params;
 

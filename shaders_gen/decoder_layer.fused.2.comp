@@ -15,7 +15,7 @@ layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1 { float p
 layout(set = 0, binding = 2, std430) readonly restrict buffer Binding2 { float p_q[]; };  // named result q: f32[896]
 layout(set = 0, binding = 3, std430) writeonly restrict buffer Binding3 { float p_attn[]; };  // named result attn: f32[896]
 
-layout(push_constant) uniform Params {
+layout(set = 0, binding = 4, std140) uniform Params {  // runtime scalars, written by the host before a run
     uint p_pos;
 } params;
 

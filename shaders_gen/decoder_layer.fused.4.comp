@@ -20,7 +20,7 @@ layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3v4 { vec4 
 layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3 { float p_h[]; };  // named result h: f32[896]
 layout(set = 0, binding = 4, std430) writeonly restrict buffer Binding4 { float t46[]; };  // temporary: f32[4864]
 
-layout(push_constant) uniform Params {
+layout(set = 0, binding = 5, std140) uniform Params {  // runtime scalars, written by the host before a run
     uint p_pos;
 } params;
 

@@ -17,7 +17,7 @@ layout(set = 0, binding = 2, std430) writeonly restrict buffer Binding2 { float 
 layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3v4 { vec4 t46_v4[]; };
 layout(set = 0, binding = 3, std430) readonly restrict buffer Binding3 { float t46[]; };  // temporary: f32[4864]
 
-layout(push_constant) uniform Params {
+layout(set = 0, binding = 4, std140) uniform Params {  // runtime scalars, written by the host before a run
     uint p_pos;
 } params;
 

@@ -8,7 +8,10 @@
 #endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
-layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
+layout(constant_id = 1) const uint LANES_1 = 32u;  // invocations per row of phase 1
+layout(constant_id = 3) const uint LANES_3 = 32u;  // invocations per row of phase 3
+layout(constant_id = 4) const uint LANES_4 = 32u;  // invocations per row of phase 4
+layout(constant_id = 5) const uint LANES_5 = 32u;  // invocations per row of phase 5
 
 layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0v4 { vec4 p_x_v4[]; };
 layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0 { float p_x[]; };  // input x: f32[896]
@@ -45,7 +48,7 @@ layout(set = 0, binding = 19, std430) coherent restrict buffer Binding19 { float
 layout(set = 0, binding = 20, std430) coherent readonly buffer Binding20v4 { vec4 t46_v4[]; };
 layout(set = 0, binding = 20, std430) coherent restrict buffer Binding20 { float t46[]; };  // temporary: f32[4864]
 
-layout(push_constant) uniform Params {
+layout(set = 0, binding = 21, std140) uniform Params {  // runtime scalars, written by the host before a run
     uint p_pos;
 } params;
 
@@ -187,7 +190,7 @@ void main() {
         float v6 = v4 + 0.000001;
         float v7 = inversesqrt(v6);
         uint v14 = params.p_pos;
-        const uint lanes = min(clamp(gl_WorkGroupSize.x / 1024u, 8u, 256u), gl_WorkGroupSize.x);  // invocations per row
+        const uint lanes = LANES_1;
         const uint lane = gl_LocalInvocationID.x % lanes;
         const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = gl_WorkGroupID.x * rows_per_group; base < 640u; base += gl_NumWorkGroups.x * rows_per_group) {
@@ -326,7 +329,7 @@ void main() {
     groupMemoryBarrier();
     barrier();  // the next phase reads what an earlier one wrote to memory
     {  // matvec: h[896]
-        const uint lanes = min(clamp(gl_WorkGroupSize.x / 1024u, 8u, 256u), gl_WorkGroupSize.x);  // invocations per row
+        const uint lanes = LANES_3;
         const uint lane = gl_LocalInvocationID.x % lanes;
         const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = gl_WorkGroupID.x * rows_per_group; base < 896u; base += gl_NumWorkGroups.x * rows_per_group) {
@@ -367,7 +370,7 @@ void main() {
         }
         float v37 = v36 + 0.000001;
         float v38 = inversesqrt(v37);
-        const uint lanes = min(clamp(gl_WorkGroupSize.x / 8192u, 8u, 256u), gl_WorkGroupSize.x);  // invocations per row
+        const uint lanes = LANES_4;
         const uint lane = gl_LocalInvocationID.x % lanes;
         const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = gl_WorkGroupID.x * rows_per_group; base < 4864u; base += gl_NumWorkGroups.x * rows_per_group) {
@@ -402,7 +405,7 @@ void main() {
     groupMemoryBarrier();
     barrier();  // the next phase reads what an earlier one wrote to memory
     {  // matvec: y[896]
-        const uint lanes = min(clamp(gl_WorkGroupSize.x / 1024u, 8u, 2048u), gl_WorkGroupSize.x);  // invocations per row
+        const uint lanes = LANES_5;
         const uint lane = gl_LocalInvocationID.x % lanes;
         const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = gl_WorkGroupID.x * rows_per_group; base < 896u; base += gl_NumWorkGroups.x * rows_per_group) {

@@ -14,16 +14,18 @@
 #include "core/types.hpp"         // f32, f16, shape<...>
 
 #include "expr/node.hpp"  // input, weight, param, c<v>: the leaves; the node types
-#include "expr/ops.hpp"   // + - * /, matvec, exp ... gelu, sum/mean/reduce_max, output
+#include "expr/operators.hpp"  // + - * /, matvec, exp ... gelu, sum/mean/reduce_max, output
 
-#include "plan/graph.hpp"    // the expression as a constexpr DAG
-#include "plan/kernels.hpp"  // where dispatch boundaries fall
+#include "ops/traits.hpp"  // what each elementwise op and reduction is: its GLSL, its reference, its cost
 
-#include "glsl/emit.hpp"    // GLSL for one kernel
+#include "plan/graph.hpp"      // the expression as a constexpr DAG
+#include "plan/make_plan.hpp"  // where dispatch boundaries fall, and every kernel described completely
+
+#include "glsl/shader.hpp"  // the GLSL of one shader, printed from the plan
 #include "glsl/source.hpp"  // glsl::source<Program, K>: the text as a compile-time constant
 
-#include "vulkan.hpp"          // context, buffer, kernel, sequence
-#include "vulkan/program.hpp"  // vkfuse::program: a program type made runnable
+#include "vulkan.hpp"            // the generic runtime: context, buffer, kernel, sequence
+#include "program/program.hpp"   // vkfuse::program: a plan made runnable
 
 #include "reference/eval.hpp"    // the Eigen evaluator
 #include "reference/verify.hpp"  // vkfuse::verify: device against Eigen on random data

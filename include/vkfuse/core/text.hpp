@@ -11,6 +11,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -25,6 +26,13 @@ struct counting_sink {
     std::size_t size = 0;
     constexpr void put(char) { ++size; }
     constexpr void put(std::string_view s) { size += s.size(); }
+};
+
+// Appends to a std::string: the same emitters, at run time (messages, plan descriptions).
+struct string_sink {
+    std::string* out;
+    void put(char c) { out->push_back(c); }
+    void put(std::string_view s) { out->append(s); }
 };
 
 // Writes characters into storage the first pass sized; the second pass.

@@ -15,22 +15,9 @@
 
 #include "../core/fixed_string.hpp"
 #include "../core/types.hpp"
+#include "../ops/traits.hpp"
 
 namespace vkfuse {
-
-// The operations a node can apply. One list for all layers, so evaluators switch over one vocabulary.
-enum class op : std::uint8_t {
-    // unary, elementwise
-    neg, exp, log, sqrt, rsqrt, tanh, sigmoid, silu, gelu, gelu_erf,
-    // binary, elementwise (a scalar operand broadcasts)
-    add, sub, mul, div, max, min,
-    // reductions of a vector to a scalar
-    sum, reduce_max, mean, argmax,
-};
-
-constexpr bool is_reduction(op o) {
-    return o == op::sum || o == op::reduce_max || o == op::mean || o == op::argmax;
-}
 
 // What a leaf stands for. Inputs change per run, weights are set once, params are runtime scalars (push constants),
 // outputs are written, state persists across runs and is updated in place (a KV cache), tables are constant data
@@ -109,7 +96,7 @@ struct binary : node_base {
 template <op O, class A>
 struct reduce : node_base {
     static constexpr enum op op = O;
-    using dtype = std::conditional_t<O == op::argmax, u32, typename A::dtype>;  // argmax is an index
+    using dtype = std::conditional_t<op_traits<O>::info.indexed, u32, typename A::dtype>;  // argmax is an index
     using shape = scalar_shape;
     static constexpr A a{};
 };
@@ -237,6 +224,18 @@ template <class T>
 inline constexpr bool is_effect_v = false;  // a cache write given to layer_graph for its own sake
 template <class S, class X, class P>
 inline constexpr bool is_effect_v<cache_write<S, X, P>> = true;
+
+// What an argument of layer_graph(...) computes: the expression of `y = e`, or the effect itself.
+template <class T>
+struct computed {
+    using type = T;
+};
+template <class O, class E>
+struct computed<assignment<O, E>> {
+    using type = E;
+};
+template <class T>
+using computed_t = typename computed<T>::type;
 
 // The assignments of a program, as a program<...>.
 template <class T>

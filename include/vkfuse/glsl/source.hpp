@@ -14,14 +14,10 @@
 
 #include "../core/text.hpp"
 #include "../expr/node.hpp"
-#include "../plan/kernels.hpp"
-#include "emit.hpp"
+#include "../plan/make_plan.hpp"
+#include "shader.hpp"
 
 namespace vkfuse::glsl {
-
-// The plan of a program type under a strategy, computed once for both the plain and the packed GLSL.
-template <class Program, strategy How>
-inline constexpr auto plan_v = plan::make_plan<Program, How>();
 
 // Everything generated for the program type `Program` (`y = e`, or layer_graph(...); cv-qualifiers are ignored) under
 // strategy `How`.
@@ -36,7 +32,7 @@ struct compiled<Program, How, Packed> {
     static_assert(expr::is_program_v<Program>,
                   "vkfuse::glsl::compiled<P>: P must be a program, the type of `y = expression` or of layer_graph(...)");
 
-    static constexpr const auto& plan = plan_v<Program, How>;
+    static constexpr const auto& plan = vkfuse::plan::plan_v<Program, How>;
     // Shaders, i.e. dispatches per run: one per kernel, or one for a single-dispatch program.
     static constexpr int kernel_count = plan.dispatch_count();
 

@@ -56,14 +56,14 @@ struct node {
     role leaf_role = role::input;    // leaf
     dtype_code dtype = dtype_code::f32;
     std::uint32_t rank = 0;          // 0 scalar, 1 vector, 2 matrix
-    std::uint32_t rows = 1;          // elements of a vector, rows of a matrix, 1 for a scalar
-    std::uint32_t cols = 0;          // columns of a matrix
+    std::uint64_t rows = 1;          // elements of a vector, rows of a matrix, 1 for a scalar
+    std::uint64_t cols = 0;          // columns of a matrix
     int a = -1, b = -1, c = -1, d = -1;  // children
     std::uint32_t p0 = 0, p1 = 0, p2 = 0;  // integer parameters (see node_kind)
     float value = 0.0f;              // constant; rope theta
     name_buf name;                   // leaf
 
-    constexpr std::uint32_t elements() const { return rank == 2 ? rows * cols : rows; }
+    constexpr std::uint64_t elements() const { return rank == 2 ? rows * cols : rows; }
     constexpr int child(int k) const { return k == 0 ? a : k == 1 ? b : k == 2 ? c : d; }
     constexpr bool same(const node& o) const {
         return kind == o.kind && operation == o.operation && leaf_role == o.leaf_role && dtype == o.dtype &&
@@ -80,11 +80,20 @@ struct output_record {
     int node = -1;
 };
 
-// Called (never defined as constexpr) when lowering finds a conflict; the compiler's error names this function,
-// which is the message. Constant evaluation cannot static_assert on values it computes, so this is the idiom.
-void vkfuse_error_one_name_is_used_for_two_different_placeholders();
-void vkfuse_error_one_value_has_two_names_or_is_stored_into_two_outputs();
-void vkfuse_error_two_results_have_the_same_name();
+// A mistake lowering found in a program: names that collide. Constant evaluation cannot static_assert on values it
+// computes, so lowering records the first one and make_plan reports it with the name as a template argument.
+enum class naming_error : std::uint8_t {
+    none,
+    value_has_two_names,          // named<"a">(named<"b">(e)), or one value stored into two outputs
+    two_results_share_a_name,     // two outputs or named<> results called the same
+    result_named_like_a_placeholder,  // an output or named<> result with the name of an input, weight, ...
+    output_is_a_placeholder,      // `y = x` with x a placeholder: nothing to compute (use x itself)
+};
+
+struct diagnostic {
+    naming_error error = naming_error::none;
+    name_buf name;
+};
 
 template <std::size_t Cap>
 struct graph {
@@ -94,6 +103,7 @@ struct graph {
     name_buf result_name[Cap] = {};  // names given by named<"..."> or by an output `y = ...`
     output_record outputs[Cap] = {};
     int output_count = 0;
+    diagnostic problem;  // the first naming mistake, if any
 
     constexpr const node& operator[](int i) const { return nodes[i]; }
 };
@@ -107,26 +117,29 @@ struct growing_graph {
     std::vector<output_record> outputs;
     int size = 0;
     int output_count = 0;
+    diagnostic problem;
 
-    // The index of a node equal to `n`, adding it if new.
+    // The index of a node equal to `n`, adding it if new. (Two placeholders of one name are caught where the program
+    // is formed, expr/names.hpp.)
     constexpr int intern(const node& n) {
-        for (int i = 0; i < size; ++i) {
+        for (int i = 0; i < size; ++i)
             if (nodes[i].same(n)) return i;
-            if (n.kind == node_kind::leaf && nodes[i].kind == node_kind::leaf && nodes[i].name == n.name)
-                vkfuse_error_one_name_is_used_for_two_different_placeholders();
-        }
         nodes.push_back(n);
         keys.push_back(0);
         result_name.push_back({});
         return size++;
     }
+    constexpr void report(naming_error e, const name_buf& n) {
+        if (problem.error == naming_error::none) problem = {e, n};
+    }
     // Gives node i the result name `n`; a value has at most one name, and names are unique.
     constexpr void name_result(int i, const name_buf& n) {
-        if (!result_name[i].empty()) vkfuse_error_one_value_has_two_names_or_is_stored_into_two_outputs();
+        if (!result_name[i].empty()) report(naming_error::value_has_two_names, n);
+        if (nodes[i].kind == node_kind::leaf) report(naming_error::output_is_a_placeholder, n);
         for (int j = 0; j < size; ++j) {
-            if (result_name[j] == n) vkfuse_error_two_results_have_the_same_name();
+            if (j != i && result_name[j] == n) report(naming_error::two_results_share_a_name, n);
             if (nodes[j].kind == node_kind::leaf && nodes[j].name == n)
-                vkfuse_error_one_name_is_used_for_two_different_placeholders();
+                report(naming_error::result_named_like_a_placeholder, n);
         }
         result_name[i] = n;
     }
@@ -143,8 +156,8 @@ struct growing_graph {
 template <class S>
 constexpr node shaped(node n) {
     n.rank = static_cast<std::uint32_t>(S::rank);
-    n.rows = static_cast<std::uint32_t>(S::rows);
-    n.cols = static_cast<std::uint32_t>(S::cols);
+    n.rows = S::rows;
+    n.cols = S::cols;
     return n;
 }
 
@@ -298,8 +311,8 @@ constexpr node rope_table_leaf() {
     n.kind = node_kind::leaf;
     n.leaf_role = role::table;
     n.rank = 2;
-    n.rows = static_cast<std::uint32_t>(MaxPos);
-    n.cols = static_cast<std::uint32_t>(HeadDim);
+    n.rows = MaxPos;
+    n.cols = HeadDim;
     n.value = Theta;
     n.p0 = static_cast<std::uint32_t>(HeadDim);
     char text[32] = "rope_";
@@ -458,6 +471,7 @@ constexpr auto lower_program() {
     g.size = size;
     for (int o = 0; o < wide.output_count; ++o) g.outputs[o] = wide.outputs[o];
     g.output_count = wide.output_count;
+    g.problem = wide.problem;
     return g;
 }
 

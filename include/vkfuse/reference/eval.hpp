@@ -42,38 +42,6 @@ using vector = Eigen::ArrayXd;
 
 namespace detail {
 
-// The scalar functions, in double. The GPU's formulas are the same ones in f32.
-inline double apply(op o, double x) {
-    switch (o) {
-    case op::neg: return -x;
-    case op::exp: return std::exp(x);
-    case op::log: return std::log(x);
-    case op::sqrt: return std::sqrt(x);
-    case op::rsqrt: return 1.0 / std::sqrt(x);
-    case op::tanh: return std::tanh(x);
-    case op::sigmoid: return 1.0 / (1.0 + std::exp(-x));
-    case op::silu: return x / (1.0 + std::exp(-x));
-    case op::gelu: {
-        const double k = std::sqrt(2.0 / std::numbers::pi);
-        return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
-    }
-    case op::gelu_erf: return 0.5 * x * (1.0 + std::erf(x / std::numbers::sqrt2));
-    default: throw error("vkfuse::reference: unary op not handled");
-    }
-}
-
-inline double apply(op o, double a, double b) {
-    switch (o) {
-    case op::add: return a + b;
-    case op::sub: return a - b;
-    case op::mul: return a * b;
-    case op::div: return a / b;
-    case op::max: return a > b ? a : b;
-    case op::min: return a < b ? a : b;
-    default: throw error("vkfuse::reference: binary op not handled");
-    }
-}
-
 inline vector as_vector(double s, Eigen::Index n) { return vector::Constant(n, s); }
 inline const vector& as_vector(const vector& v, Eigen::Index) { return v; }
 inline Eigen::Index length(double) { return 1; }
@@ -171,9 +139,9 @@ template <op O, class A, class S>
 auto eval(const expr::unary<O, A, S>& e, bindings& b) {
     auto a = value_of(e.a, b);
     if constexpr (S::rank == 0)
-        return detail::apply(O, a);
+        return op_traits<O>::reference(a);
     else
-        return vector(a.unaryExpr([](double x) { return detail::apply(O, x); }));
+        return vector(a.unaryExpr([](double x) { return op_traits<O>::reference(x); }));
 }
 
 template <op O, class A, class B, class S>
@@ -181,28 +149,32 @@ auto eval(const expr::binary<O, A, B, S>& e, bindings& b) {
     auto a = value_of(e.a, b);
     auto c = value_of(e.b, b);
     if constexpr (S::rank == 0) {
-        return detail::apply(O, a, c);
+        return op_traits<O>::reference(a, c);
     } else {
         const Eigen::Index n = static_cast<Eigen::Index>(S::size);
         return vector(detail::as_vector(a, n).binaryExpr(detail::as_vector(c, n),
-                                                         [](double x, double y) { return detail::apply(O, x, y); }));
+                                                         [](double x, double y) { return op_traits<O>::reference(x, y); }));
     }
 }
 
+// The fold op_traits<O> describes: acc = combine(acc, x) from the identity, then the mean or the index.
 template <op O, class A>
 double eval(const expr::reduce<O, A>& e, bindings& b) {
+    constexpr op_info r = op_traits<O>::info;
     const vector a = value_of(e.a, b);
-    if constexpr (O == op::sum) {
-        return a.sum();
-    } else if constexpr (O == op::mean) {
-        return a.mean();
-    } else if constexpr (O == op::argmax) {
-        Eigen::Index at = 0;
-        a.maxCoeff(&at);  // the first maximum
-        return static_cast<double>(at);
-    } else {
-        return a.maxCoeff();
+    double acc = r.identity;
+    Eigen::Index at = 0;  // the first index at which acc took its final value
+    for (Eigen::Index i = 0; i < a.size(); ++i) {
+        const double next = op_traits<r.combine>::reference(acc, a[i]);
+        if (next != acc) at = i;
+        acc = next;
     }
+    if constexpr (r.indexed)
+        return static_cast<double>(at);
+    else if constexpr (r.mean)
+        return acc / static_cast<double>(a.size());
+    else
+        return acc;
 }
 
 template <class W, class X>

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "../vulkan/program.hpp"
+#include "../program/program.hpp"
 #include "eval.hpp"
 
 namespace vkfuse {

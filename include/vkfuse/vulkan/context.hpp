@@ -54,7 +54,8 @@ struct device_info {
     bool subgroup_arithmetic = false;  // subgroup arithmetic operations are supported in compute shaders
     bool subgroup_shuffle = false;     // and subgroup shuffles
     std::uint32_t max_workgroup_invocations = 0, max_shared_memory_bytes = 0, max_storage_buffers_per_stage = 0;
-    std::uint64_t max_storage_buffer_range = 0;
+    std::uint64_t max_storage_buffer_range = 0;  // the most bytes one shader binding can address
+    std::uint64_t max_allocation_bytes = 0;      // the largest single memory allocation (maxMemoryAllocationSize)
     std::uint32_t max_push_constant_bytes = 0;
     double timestamp_period_ns = 0;
     bool timestamps = false;  // the compute queue supports timestamps
@@ -613,11 +614,14 @@ inline void context::read_device_info() {
     subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
     VkPhysicalDeviceDriverProperties driver{};
     driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
+    VkPhysicalDeviceMaintenance3Properties maintenance3{};  // Vulkan 1.1: the largest single allocation
+    maintenance3.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES;
     VkPhysicalDeviceProperties2 properties{};
     properties.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
     properties.pNext = &subgroup;
+    subgroup.pNext = &maintenance3;
     // Chaining a structure of a version the device does not support is invalid usage.
-    if (api_version_ >= VK_API_VERSION_1_2) subgroup.pNext = &driver;
+    if (api_version_ >= VK_API_VERSION_1_2) maintenance3.pNext = &driver;
     fn.vkGetPhysicalDeviceProperties2(physical_device_, &properties);
 
     const VkPhysicalDeviceLimits& limits = base.limits;
@@ -642,6 +646,7 @@ inline void context::read_device_info() {
     info_.max_shared_memory_bytes = limits.maxComputeSharedMemorySize;
     info_.max_storage_buffers_per_stage = limits.maxPerStageDescriptorStorageBuffers;
     info_.max_storage_buffer_range = limits.maxStorageBufferRange;
+    info_.max_allocation_bytes = maintenance3.maxMemoryAllocationSize;
     info_.max_push_constant_bytes = limits.maxPushConstantsSize;
     info_.timestamp_period_ns = limits.timestampPeriod;
     for (int i = 0; i < 3; ++i) {

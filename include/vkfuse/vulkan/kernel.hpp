@@ -30,9 +30,11 @@ struct kernel_spec {
     std::string_view label;                // e.g. "fused_ffn/k0"; names the kernel in every error
     std::string_view glsl;                 // GLSL 450 compute shader
     std::uint32_t binding_count = 0;       // storage buffers at set 0, bindings 0 .. binding_count-1
+    bool uniform_buffer = false;           // and a uniform buffer at binding `binding_count`
     std::uint32_t push_constant_bytes = 0; // 0 = no push-constant range
     std::uint32_t workgroup_size = 0;      // specialization constant 0 (local_size_x)
     std::uint32_t lanes = 1;               // specialization constant 1 (uint LANES)
+    std::span<const std::uint32_t> more_constants = {};  // specialization constants 2, 3, ...
     std::string_view preamble = {};        // inserted after #version, e.g. "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n"
 };
 
@@ -54,6 +56,7 @@ public:
 
     const std::string& label() const noexcept { return label_; }
     std::uint32_t binding_count() const noexcept { return binding_count_; }
+    bool has_uniform_buffer() const noexcept { return uniform_buffer_; }
     std::uint32_t push_constant_bytes() const noexcept { return push_constant_bytes_; }
     std::uint32_t workgroup_size() const noexcept { return workgroup_size_; }
     std::uint32_t lanes() const noexcept { return lanes_; }
@@ -62,6 +65,7 @@ private:
     context* context_ = nullptr;
     std::string label_;
     std::uint32_t binding_count_ = 0, push_constant_bytes_ = 0, workgroup_size_ = 0, lanes_ = 0;
+    bool uniform_buffer_ = false;
     detail::device_child<VkDescriptorSetLayout> set_layout_;
     detail::device_child<VkPipelineLayout> pipeline_layout_;
     detail::device_child<VkPipeline> pipeline_;
@@ -69,7 +73,8 @@ private:
 
 inline kernel::kernel(context& ctx, const kernel_spec& spec)
     : context_(&ctx), label_(spec.label), binding_count_(spec.binding_count),
-      push_constant_bytes_(spec.push_constant_bytes), workgroup_size_(spec.workgroup_size), lanes_(spec.lanes) {
+      push_constant_bytes_(spec.push_constant_bytes), workgroup_size_(spec.workgroup_size), lanes_(spec.lanes),
+      uniform_buffer_(spec.uniform_buffer) {
     const device_info& info = ctx.device();
     const std::string name = "vkfuse: kernel " + detail::kernel_name(spec.label);
 
@@ -95,16 +100,17 @@ inline kernel::kernel(context& ctx, const kernel_spec& spec)
     const std::string doing = "building kernel " + detail::kernel_name(spec.label);
 
     // ---- Layouts --------------------------------------------------------------------------------------------------
-    std::vector<VkDescriptorSetLayoutBinding> bindings(spec.binding_count);
-    for (std::uint32_t i = 0; i < spec.binding_count; ++i) {
+    std::vector<VkDescriptorSetLayoutBinding> bindings(spec.binding_count + (spec.uniform_buffer ? 1u : 0u));
+    for (std::uint32_t i = 0; i < bindings.size(); ++i) {
         bindings[i].binding = i;
-        bindings[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        bindings[i].descriptorType =
+            i < spec.binding_count ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER : VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER;
         bindings[i].descriptorCount = 1;
         bindings[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
     }
     VkDescriptorSetLayoutCreateInfo set_info{};
     set_info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO;
-    set_info.bindingCount = spec.binding_count;
+    set_info.bindingCount = static_cast<std::uint32_t>(bindings.size());
     set_info.pBindings = bindings.data();
     VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
     detail::check(fn.vkCreateDescriptorSetLayout(device, &set_info, nullptr, &set_layout),
@@ -134,15 +140,15 @@ inline kernel::kernel(context& ctx, const kernel_spec& spec)
     // The pipeline keeps what it needs; the module can go as soon as the pipeline exists.
     const detail::device_child<VkShaderModule> module_owner(device, module, fn.vkDestroyShaderModule);
 
-    const std::array<std::uint32_t, 2> constants{spec.workgroup_size, spec.lanes};
-    const std::array<VkSpecializationMapEntry, 2> entries{{
-        {0, 0, sizeof(std::uint32_t)},
-        {1, sizeof(std::uint32_t), sizeof(std::uint32_t)},
-    }};
+    std::vector<std::uint32_t> constants{spec.workgroup_size, spec.lanes};
+    constants.insert(constants.end(), spec.more_constants.begin(), spec.more_constants.end());
+    std::vector<VkSpecializationMapEntry> entries;
+    for (std::uint32_t id = 0; id < constants.size(); ++id)
+        entries.push_back({id, id * static_cast<std::uint32_t>(sizeof(std::uint32_t)), sizeof(std::uint32_t)});
     VkSpecializationInfo specialization{};
     specialization.mapEntryCount = static_cast<std::uint32_t>(entries.size());
     specialization.pMapEntries = entries.data();
-    specialization.dataSize = sizeof(constants);
+    specialization.dataSize = constants.size() * sizeof(std::uint32_t);
     specialization.pData = constants.data();
 
     VkComputePipelineCreateInfo pipeline_info{};

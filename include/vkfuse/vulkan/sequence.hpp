@@ -26,9 +26,10 @@ namespace vkfuse::vulkan {
 
 struct dispatch {
     const kernel* k = nullptr;
-    std::vector<const buffer*> buffers;      // one per binding, in binding order
+    std::vector<const buffer*> buffers;      // one per storage binding, in binding order
     std::array<std::uint32_t, 3> groups{1, 1, 1};
     std::vector<std::byte> push_constants;   // exactly the kernel's push_constant_bytes
+    const mapped_buffer* uniform = nullptr;  // the uniform buffer, where the kernel has one (after the storage ones)
 };
 
 struct timing {
@@ -111,6 +112,11 @@ inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches)
             if (d.buffers[b]->owner() != &ctx)
                 throw usage_error(what + " binds a buffer of another context at binding " + std::to_string(b) + ".");
         }
+        if (d.k->has_uniform_buffer() != (d.uniform != nullptr))
+            throw usage_error(what + (d.uniform ? " passes a uniform buffer, but the kernel declares none."
+                                                : " passes no uniform buffer, but the kernel declares one."));
+        if (d.uniform && (d.uniform->empty() || d.uniform->owner() != &ctx))
+            throw usage_error(what + " passes an empty uniform buffer or one of another context.");
         if (d.push_constants.size() != d.k->push_constant_bytes())
             throw usage_error(what + " passes " + std::to_string(d.push_constants.size()) +
                               " push-constant bytes, but the kernel declares " +
@@ -131,12 +137,17 @@ inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches)
 
     // ---- Descriptor sets: one per dispatch, written once ----------------------------------------------------------
     // A pool size with zero descriptors is invalid, so kernels without buffers still reserve one.
-    const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, std::max(descriptor_count, 1u)};
+    std::uint32_t uniform_count = 0;
+    for (const dispatch& d : dispatches_) uniform_count += d.uniform ? 1u : 0u;
+    const std::array<VkDescriptorPoolSize, 2> pool_sizes{{
+        {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, std::max(descriptor_count, 1u)},
+        {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, std::max(uniform_count, 1u)},
+    }};
     VkDescriptorPoolCreateInfo pool_info{};
     pool_info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
     pool_info.maxSets = count;
-    pool_info.poolSizeCount = 1;
-    pool_info.pPoolSizes = &pool_size;
+    pool_info.poolSizeCount = static_cast<std::uint32_t>(pool_sizes.size());
+    pool_info.pPoolSizes = pool_sizes.data();
     VkDescriptorPool descriptor_pool = VK_NULL_HANDLE;
     detail::check(fn.vkCreateDescriptorPool(device, &pool_info, nullptr, &descriptor_pool), "vkCreateDescriptorPool",
                   doing);
@@ -153,20 +164,24 @@ inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches)
     detail::check(fn.vkAllocateDescriptorSets(device, &set_info, sets_.data()), "vkAllocateDescriptorSets", doing);
 
     std::vector<VkDescriptorBufferInfo> buffer_infos;
-    buffer_infos.reserve(descriptor_count);  // the writes below point into it, so it must not reallocate
+    buffer_infos.reserve(descriptor_count + uniform_count);  // the writes below point into it: it must not reallocate
     std::vector<VkWriteDescriptorSet> writes;
+    auto write_set = [&](std::size_t i, std::size_t b, VkBuffer buffer, VkDescriptorType type) {
+        buffer_infos.push_back({buffer, 0, VK_WHOLE_SIZE});
+        VkWriteDescriptorSet write{};
+        write.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+        write.dstSet = sets_[i];
+        write.dstBinding = static_cast<std::uint32_t>(b);
+        write.descriptorCount = 1;
+        write.descriptorType = type;
+        write.pBufferInfo = &buffer_infos.back();
+        writes.push_back(write);
+    };
     for (std::size_t i = 0; i < dispatches_.size(); ++i) {
-        for (std::size_t b = 0; b < dispatches_[i].buffers.size(); ++b) {
-            buffer_infos.push_back({**dispatches_[i].buffers[b], 0, VK_WHOLE_SIZE});
-            VkWriteDescriptorSet write{};
-            write.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
-            write.dstSet = sets_[i];
-            write.dstBinding = static_cast<std::uint32_t>(b);
-            write.descriptorCount = 1;
-            write.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-            write.pBufferInfo = &buffer_infos.back();
-            writes.push_back(write);
-        }
+        const dispatch& d = dispatches_[i];
+        for (std::size_t b = 0; b < d.buffers.size(); ++b)
+            write_set(i, b, **d.buffers[b], VK_DESCRIPTOR_TYPE_STORAGE_BUFFER);
+        if (d.uniform) write_set(i, d.buffers.size(), **d.uniform, VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER);
     }
     if (!writes.empty())
         fn.vkUpdateDescriptorSets(device, static_cast<std::uint32_t>(writes.size()), writes.data(), 0, nullptr);

@@ -1,4 +1,4 @@
-// vkfuse/expr/ops.hpp — forming expressions: operators and functions, with the shape and dtype checks.
+// vkfuse/expr/operators.hpp — forming expressions: operators and functions, with the shape and dtype checks.
 //
 // Every check fires where the user forms the node, with a message that names the op. After a failed check the
 // function returns expr::invalid so the compiler reports one error, not a cascade.
@@ -9,6 +9,7 @@
 
 #include <type_traits>
 
+#include "names.hpp"
 #include "node.hpp"
 
 namespace vkfuse {
@@ -117,6 +118,7 @@ constexpr bool check_matvec() {
 
 template <op O, expression A>
 constexpr auto make_unary(A) {
+    static_assert(op_traits<O>::info.form == op_form::unary, "vkfuse: make_unary needs a unary op");
     if constexpr (check_unary<O, A>())
         return unary<O, A, typename A::shape>{};
     else
@@ -125,6 +127,7 @@ constexpr auto make_unary(A) {
 
 template <op O, expression A, expression B>
 constexpr auto make_binary(A, B) {
+    static_assert(op_traits<O>::info.form == op_form::binary, "vkfuse: make_binary needs a binary op");
     if constexpr (check_binary<O, A, B>())
         return binary<O, A, B, broadcast_shape<A, B>>{};
     else
@@ -133,6 +136,7 @@ constexpr auto make_binary(A, B) {
 
 template <op O, expression A>
 constexpr auto make_reduce(A) {
+    static_assert(op_traits<O>::info.form == op_form::reduction, "vkfuse: make_reduce needs a reduction");
     if constexpr (check_reduce<A>())
         return reduce<O, A>{};
     else
@@ -227,12 +231,7 @@ template <expr::expression A> constexpr auto gelu_erf(A a) { return expr::detail
 
 // the index of the largest element (the first one, on ties), a u32
 template <expr::expression A>
-constexpr auto argmax(A) {
-    if constexpr (detail::check_reduce<A>())
-        return reduce<op::argmax, A>{};
-    else
-        return invalid{};
-}
+constexpr auto argmax(A a) { return expr::detail::make_reduce<op::argmax>(a); }
 
 template <expr::expression A> constexpr auto sum(A a) { return expr::detail::make_reduce<op::sum>(a); }
 template <expr::expression A> constexpr auto mean(A a) { return expr::detail::make_reduce<op::mean>(a); }
@@ -398,6 +397,7 @@ struct output_of {
                           "vkfuse output (y = e): the output's dtype differs from the expression's (f32 outputs "
                           "hold f32 expressions, u32 outputs an argmax; f16 storage is designed in; its code "
                           "generation is not implemented yet)");
+            expr::check_placeholder_names<E>();
             return expr::assignment<output_of, E>{};
         }
     }
@@ -413,6 +413,7 @@ template <class... Assignments>
 constexpr auto layer_graph(Assignments...) {
     static_assert(((expr::is_assignment_v<Assignments> || expr::is_effect_v<Assignments>) && ...),
                   "vkfuse layer_graph(...): every argument is `output = e` or an append(cache, x, pos)");
+    expr::check_placeholder_names<expr::computed_t<Assignments>...>();
     return expr::program<Assignments...>{};
 }
 

@@ -1,0 +1,187 @@
+// vkfuse/expr/names.hpp — one name is one placeholder: a check that runs where a program is formed.
+//
+// `input<"x", 8>` and `weight<"x", 8, 8>` in one program would bind one buffer to two shapes. Nodes are formed one
+// at a time and cannot see each other's leaves, so the check runs where a program is formed — `y = e` and
+// layer_graph(...) — which is as close to the declarations as C++20 allows. It walks the expression's node types once
+// each (the tree of a stack of layers is exponentially larger than its DAG) and, on a clash, names both placeholders
+// as template arguments of expr::placeholder_name_clash<A, B>, which the compiler prints with the error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "../core/fixed_string.hpp"
+#include "../core/types.hpp"
+#include "node.hpp"
+
+namespace vkfuse::expr {
+
+template <class... T>
+struct type_list {};
+
+// The children of a node type, as a type_list (leaves and constants have none).
+template <class T>
+struct children {
+    using type = type_list<>;
+};
+template <op O, class A, class S>
+struct children<unary<O, A, S>> {
+    using type = type_list<A>;
+};
+template <op O, class A, class B, class S>
+struct children<binary<O, A, B, S>> {
+    using type = type_list<A, B>;
+};
+template <op O, class A>
+struct children<reduce<O, A>> {
+    using type = type_list<A>;
+};
+template <class W, class X>
+struct children<product<W, X>> {
+    using type = type_list<W, X>;
+};
+template <fixed_string Name, class A>
+struct children<named_value<Name, A>> {
+    using type = type_list<A>;
+};
+template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
+struct children<rotary<HD, Theta, MaxPos, X, Pos>> {
+    using type = type_list<X, Pos>;
+};
+template <class S, class X, class Pos>
+struct children<cache_write<S, X, Pos>> {
+    using type = type_list<S, X, Pos>;
+};
+template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
+struct children<decode_attention<H, KV, Q, K, V, Pos>> {
+    using type = type_list<Q, K, V, Pos>;
+};
+template <class E, class Token>
+struct children<row_lookup<E, Token>> {
+    using type = type_list<E, Token>;
+};
+
+namespace detail {
+
+// A placeholder as data: what it is called and what it is.
+struct leaf_key {
+    char name[32] = {};
+    std::uint8_t size = 0;
+    role leaf_role = role::input;
+    dtype_code dtype = dtype_code::f32;
+    std::uint8_t rank = 0;
+    std::size_t rows = 0, cols = 0;
+
+    constexpr bool same_name(const leaf_key& o) const {
+        if (size != o.size) return false;
+        for (std::uint8_t i = 0; i < size; ++i)
+            if (name[i] != o.name[i]) return false;
+        return true;
+    }
+    constexpr bool operator==(const leaf_key& o) const {
+        return same_name(o) && leaf_role == o.leaf_role && dtype == o.dtype && rank == o.rank && rows == o.rows &&
+               cols == o.cols;
+    }
+};
+
+struct name_clash {
+    bool found = false;
+    leaf_key first, second;
+};
+
+template <class T>
+inline constexpr char identity = 0;  // its address stands for type T
+
+struct leaf_walk {
+    std::vector<const void*> seen;  // node types already walked
+    std::vector<leaf_key> leaves;
+    name_clash clash;
+};
+
+template <class E>
+constexpr void walk(leaf_walk& w);
+
+template <class... C>
+constexpr void walk_children(leaf_walk& w, type_list<C...>) {
+    (walk<C>(w), ...);
+}
+
+template <class E>
+constexpr void walk(leaf_walk& w) {
+    for (const void* s : w.seen)
+        if (s == &identity<E>) return;
+    w.seen.push_back(&identity<E>);
+    if constexpr (is_placeholder_v<E>) {
+        leaf_key k;
+        for (std::size_t i = 0; i < E::name.size(); ++i) k.name[i] = E::name[i];
+        k.size = static_cast<std::uint8_t>(E::name.size());
+        k.leaf_role = E::leaf_role;
+        k.dtype = E::dtype::code;
+        k.rank = static_cast<std::uint8_t>(E::shape::rank);
+        k.rows = E::shape::rank >= 1 ? E::shape::dims[0] : 0;
+        k.cols = E::shape::rank == 2 ? E::shape::dims[1] : 0;
+        for (const leaf_key& other : w.leaves)
+            if (other.same_name(k) && !(other == k) && !w.clash.found) w.clash = {true, other, k};
+        w.leaves.push_back(k);
+    } else {
+        walk_children(w, typename children<E>::type{});
+    }
+}
+
+// The first clash among the leaves of expressions E...
+template <class... E>
+constexpr name_clash find_name_clash() {
+    leaf_walk w;
+    (walk<E>(w), ...);
+    return w.clash;
+}
+
+template <leaf_key K>
+using dtype_of = std::conditional_t<K.dtype == dtype_code::f16, f16, std::conditional_t<K.dtype == dtype_code::u32, u32, f32>>;
+
+template <leaf_key K>
+constexpr auto shape_of() {
+    if constexpr (K.rank == 0)
+        return shape<>{};
+    else if constexpr (K.rank == 1)
+        return shape<K.rows>{};
+    else
+        return shape<K.rows, K.cols>{};
+}
+
+template <leaf_key K>
+constexpr auto name_of() {
+    fixed_string<K.size> s;
+    for (std::size_t i = 0; i < K.size; ++i) s.chars[i] = K.name[i];
+    return s;
+}
+
+// The placeholder type a key describes, so the error shows it as the user wrote it.
+template <leaf_key K>
+using placeholder_of = placeholder<K.leaf_role, name_of<K>(), dtype_of<K>, decltype(shape_of<K>())>;
+
+template <class...>
+inline constexpr bool always_false = false;
+
+} // namespace detail
+
+// Instantiated only when two placeholders share a name; its template arguments are the two.
+template <class First, class Second>
+constexpr void placeholder_name_clash() {
+    static_assert(detail::always_false<First, Second>,
+                  "vkfuse: one name is used for two different placeholders (another shape, dtype or role); they are "
+                  "First and Second of placeholder_name_clash, shown with this error: rename one");
+}
+
+// Fails to compile when the leaves of E... give one name to two different placeholders.
+template <class... E>
+constexpr bool check_placeholder_names() {
+    constexpr detail::name_clash clash = detail::find_name_clash<E...>();
+    if constexpr (clash.found)
+        placeholder_name_clash<detail::placeholder_of<clash.first>, detail::placeholder_of<clash.second>>();
+    return !clash.found;
+}
+
+} // namespace vkfuse::expr

@@ -1,0 +1,119 @@
+// vkfuse/glsl/access.hpp — how generated GLSL names values and buffers, and reads and writes them.
+//
+// Names are positional, so one program type always yields the same bytes: node n is `v<n>`, the row sum of product n
+// in segment r is `r<r>_<n>`, a temporary buffer `t<n>`, a placeholder or named result `p_<name>`. A buffer is
+// reached through its own binding, or, when the program packs every buffer into one, through `vkf_arena` at the
+// offset the plan laid out, or, for a temporary a single dispatch keeps on chip, through `vkf_shared`.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "../core/text.hpp"
+#include "../plan/records.hpp"
+#include "../plan/scope.hpp"
+
+namespace vkfuse::glsl {
+
+using plan::node;
+using plan::node_kind;
+
+// A kernel being printed: its scope (what it evaluates), its index and whether buffers are packed.
+template <std::size_t Cap>
+struct kernel_view : plan::kernel_scope<Cap> {
+    int index;
+    bool packed;  // every buffer is a range of one binding, vkf_arena
+
+    constexpr kernel_view(const plan::program_plan<Cap>& plan_, int kernel_index, bool packed_)
+        : plan::kernel_scope<Cap>(plan_, plan_.kernels[kernel_index]), index(kernel_index), packed(packed_) {}
+};
+
+template <class T, std::size_t Cap>
+constexpr void buffer_name(T& t, const plan::program_plan<Cap>& p, int b) {
+    const plan::buffer_slot& s = p.buffers[b];
+    if (s.temporary)
+        t << 't' << s.node;
+    else
+        t << "p_" << s.name.view();
+}
+
+// Opens an element access of buffer b — `name[` or `name_v4[` — or, packed, `vkf_arena[<offset>u + `, or, for a
+// temporary kept in shared memory, `vkf_shared[<offset>u + `; the caller writes the index and the closing bracket.
+// (Shared memory has no vec4 view: read_access reads four floats there.)
+template <class T, std::size_t Cap>
+constexpr void open_access(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
+    if (kv.p.in_shared_memory(b)) {
+        t << "vkf_shared[" << kv.p.shared_offset[b] << "u + ";
+    } else if (kv.packed) {
+        t << (v4 ? "vkf_arena_v4[" : "vkf_arena[") << (v4 ? kv.p.arena_offset[b] / 4 : kv.p.arena_offset[b])
+          << "u + ";
+    } else {
+        buffer_name(t, kv.p, b);
+        t << (v4 ? "_v4[" : "[");
+    }
+}
+
+template <class T, std::size_t Cap>
+constexpr void open_node_access(T& t, const kernel_view<Cap>& kv, int n, bool v4) {
+    open_access(t, kv, kv.p.buffer_of_node[n], v4);
+}
+
+// A read of node n's buffer at `index` (in vec4s when v4): `name[index]`, or `vkf_shared_v4(<offset/4>u + index)`.
+template <class T, std::size_t Cap>
+constexpr void read_access(T& t, const kernel_view<Cap>& kv, int n, bool v4, std::string_view index) {
+    const int b = kv.p.buffer_of_node[n];
+    if (v4 && kv.p.in_shared_memory(b)) {
+        t << "vkf_shared_v4(" << kv.p.shared_offset[b] / 4 << "u + " << index << ')';
+        return;
+    }
+    open_access(t, kv, b, v4);
+    t << index << ']';
+}
+
+// Where a statement is emitted: which row variant (paired rows: 0 the first half of a head, 1 the second; -1 none),
+// the index variable, how many elements at once (1, or 4 in a vectorised matvec loop), and the segment (for the
+// names of matvec row sums).
+struct site {
+    int variant = -1;
+    std::string_view index = "i";
+    int width = 1;
+    int segment = 0;
+};
+
+// A node's value as an operand.
+template <class T, std::size_t Cap>
+constexpr void ref(T& t, const kernel_view<Cap>& kv, int n, const site& s) {
+    const node& x = kv[n];
+    if (x.kind == node_kind::constant) {
+        if (x.value < 0.0f)
+            t << '(' << float_literal{x.value} << ')';
+        else
+            t << float_literal{x.value};
+        return;
+    }
+    if (x.rank == 0) {  // scalars are computed once per phase
+        t << 'v' << n;
+        return;
+    }
+    if (kv.computes_matvec(n)) {
+        t << 'r' << s.segment << '_' << n;
+        if (s.variant >= 0) t << '_' << s.variant;
+        return;
+    }
+    t << 'v' << n;
+    if (s.variant >= 0) t << '_' << s.variant;
+}
+
+// A runtime scalar: the loop variable of a single dispatch's repeat<>, the push constant a recorded repeat<> sets
+// per position, or a word of the parameter block.
+template <class T, std::size_t Cap>
+constexpr void param_access(T& t, const plan::program_plan<Cap>& p, int n) {
+    const bool loop = p.loop_param >= 0 && p.params[p.loop_param] == n;
+    if (loop && p.how == strategy::single_dispatch)
+        t << "vkf_position";
+    else
+        t << (loop ? "position.p_" : "params.p_") << p.g[n].name.view();
+}
+
+} // namespace vkfuse::glsl

@@ -1,0 +1,139 @@
+// vkfuse/glsl/kernels/attention.hpp — single-token attention over a KV cache: scores, an online softmax over blocks
+// of positions, the weighted sum of values. Two geometries: one workgroup per query head (a dispatch of its own), and
+// every head at once in teams of invocations (a phase of a single dispatch).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../statements.hpp"
+
+namespace vkfuse::glsl {
+
+// One workgroup per query head: scores for a block of positions at a time, an online softmax across blocks, and
+// the weighted sum of values accumulated by the first head_dim invocations (one output element each).
+template <class T, std::size_t Cap>
+constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
+    const int root = kv.k.segments[0].root;
+    const node& x = kv[root];
+    const std::uint32_t heads = kv.k.heads, group = kv.k.heads / kv.k.kv_heads, hd = kv.k.head_dim,
+                        width = kv.k.kv_heads * kv.k.head_dim;
+    auto pos = [&] { ref(t, kv, x.d, site{}); };
+    auto cache = [&](int n) { open_node_access(t, kv, n, false); };
+    t << "        const uint tid = gl_LocalInvocationID.x;\n"
+      << "        for (uint head = gl_WorkGroupID.x; head < " << heads << "u; head += gl_NumWorkGroups.x) {\n"
+      << "            const uint kv_base = head / " << group << "u * " << hd
+      << "u;  // query head h reads KV head h / (H / KV)\n"
+      << "            for (uint d = tid; d < " << hd << "u; d += gl_WorkGroupSize.x) vkf_q[d] = ";
+    open_node_access(t, kv, x.a, false);
+    t << "head * " << hd << "u + d];\n"
+      << "            barrier();\n"
+      << "            const uint positions = ";
+    pos();
+    t << " + 1u;\n"
+      << "            float m = uintBitsToFloat(0xff800000u), l = 0.0, o = 0.0;\n"
+      << "            for (uint start = 0u; start < positions; start += gl_WorkGroupSize.x) {\n"
+      << "                const uint at = start + tid;\n"
+      << "                float s = uintBitsToFloat(0xff800000u);\n"
+      << "                if (at < positions) {\n"
+      << "                    s = 0.0;\n"
+      << "                    for (uint d = 0u; d < " << hd << "u; ++d) s += vkf_q[d] * ";
+    cache(x.b);
+    t << "at * " << width << "u + kv_base + d];\n"
+      << "                    s *= " << float_literal{1.0f / __builtin_sqrtf(static_cast<float>(hd))}
+      << ";  // 1/sqrt(head_dim)\n"
+      << "                }\n"
+      << "                const float block_max = vkf_workgroup_max(s);\n"
+      << "                const float new_m = max(m, block_max);\n"
+      << "                const float w = at < positions ? exp(s - new_m) : 0.0;\n"
+      << "                vkf_p[tid] = w;\n"
+      << "                const float block_sum = vkf_workgroup_sum(w);  // its barriers publish vkf_p too\n"
+      << "                const float rescale = exp(m - new_m);\n"
+      << "                l = l * rescale + block_sum;\n"
+      << "                if (tid < " << hd << "u) {\n"
+      << "                    o *= rescale;\n"
+      << "                    const uint count = min(gl_WorkGroupSize.x, positions - start);\n"
+      << "                    for (uint j = 0u; j < count; ++j) o += vkf_p[j] * ";
+    cache(x.c);
+    t << "(start + j) * " << width << "u + kv_base + tid];\n"
+      << "                }\n"
+      << "                m = new_m;\n"
+      << "                barrier();  // vkf_p is refilled by the next block\n"
+      << "            }\n"
+      << "            if (tid < " << hd << "u) ";
+    open_node_access(t, kv, root, false);
+    t << "head * " << hd << "u + tid] = o / l;\n"
+      << "            barrier();  // vkf_q is refilled by the next head\n"
+      << "        }\n";
+}
+
+// single_dispatch: every query head at once. The workgroup splits into teams (a power of two of invocations), one
+// head each. A team scores a block of `team` positions at a time, one per invocation, and keeps an online softmax
+// across blocks; for the weighted sum of values each output element gets `chunks` invocations (a power of two)
+// that take every chunks-th position of the block, and the chunk sums are added at the end (inside a subgroup
+// when they fit in one). A head wider than its team is done in slices of `span` elements.
+template <class T, std::size_t Cap>
+constexpr void emit_team_attention(T& t, const kernel_view<Cap>& kv) {
+    const int root = kv.k.segments[0].root;
+    const node& x = kv[root];
+    const std::uint32_t heads = kv.k.heads, group = kv.k.heads / kv.k.kv_heads, hd = kv.k.head_dim,
+                        width = kv.k.kv_heads * kv.k.head_dim;
+    auto cache = [&](int n) { open_node_access(t, kv, n, false); };
+    t << "        const uint tid = gl_LocalInvocationID.x;\n"
+      << "        const uint team = max(gl_WorkGroupSize.x / " << plan::ceil_power_of_two(heads)
+      << "u, 1u);  // invocations per head\n"
+      << "        const uint teams = gl_WorkGroupSize.x / team;\n"
+      << "        const uint member = tid % team;\n"
+      << "        const uint span = min(team, " << plan::ceil_power_of_two(hd) << "u);  // output elements per slice\n"
+      << "        const uint chunks = team / span;  // invocations per output element\n"
+      << "        const uint positions = ";
+    ref(t, kv, x.d, site{});
+    t << " + 1u;\n"
+      << "        for (uint head0 = 0u; head0 < " << heads << "u; head0 += teams) {\n"
+      << "            const uint head = head0 + tid / team;\n"
+      << "            const bool live = head < " << heads << "u;\n"
+      << "            const uint kv_base = head / " << group << "u * " << hd
+      << "u;  // query head h reads KV head h / (H / KV)\n"
+      << "            for (uint d0 = 0u; d0 < " << hd << "u; d0 += span) {\n"
+      << "                const uint d = d0 + member / chunks, chunk = member % chunks;\n"
+      << "                const bool sums = live && d < " << hd << "u;\n"
+      << "                float m = uintBitsToFloat(0xff800000u), l = 0.0, o = 0.0;\n"
+      << "                for (uint start = 0u; start < positions; start += team) {\n"
+      << "                    const uint at = start + member;\n"
+      << "                    float s = uintBitsToFloat(0xff800000u);\n"
+      << "                    if (live && at < positions) {\n"
+      << "                        s = 0.0;\n"
+      << "                        for (uint e = 0u; e < " << hd << "u; ++e) s += ";
+    open_node_access(t, kv, x.a, false);
+    t << "head * " << hd << "u + e] * ";
+    cache(x.b);
+    t << "at * " << width << "u + kv_base + e];\n"
+      << "                        s *= " << float_literal{1.0f / __builtin_sqrtf(static_cast<float>(hd))}
+      << ";  // 1/sqrt(head_dim)\n"
+      << "                    }\n"
+      << "                    const vec2 block = vkf_softmax_block(s, team);\n"
+      << "                    const float new_m = max(m, block.x);\n"
+      << "                    const float rescale = m == new_m ? 1.0 : exp(m - new_m);\n"
+      << "                    const float to_new = block.x == new_m ? 1.0 : exp(block.x - new_m);\n"
+      << "                    vkf_p[tid] = s == uintBitsToFloat(0xff800000u) ? 0.0 : exp(s - new_m);\n"
+      << "                    l = l * rescale + block.y * to_new;\n"
+      << "                    o *= rescale;\n"
+      << "                    m = new_m;\n"
+      << "                    barrier();  // the block's weights are published\n"
+      << "                    if (sums) {\n"
+      << "                        const uint count = min(team, positions - start);\n"
+      << "                        for (uint j = chunk; j < count; j += chunks) o += vkf_p[tid - member + j] * ";
+    cache(x.c);
+    t << "(start + j) * " << width << "u + kv_base + d];\n"
+      << "                    }\n"
+      << "                    barrier();  // vkf_p is refilled by the next block\n"
+      << "                }\n"
+      << "                o = vkf_segment_sum(o, chunks);\n"
+      << "                if (sums && chunk == 0u) ";
+    open_node_access(t, kv, root, false);
+    t << "head * " << hd << "u + d] = o / l;\n"
+      << "            }\n"
+      << "        }\n";
+}
+
+} // namespace vkfuse::glsl

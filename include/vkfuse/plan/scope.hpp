@@ -1,0 +1,110 @@
+// vkfuse/plan/scope.hpp — which nodes the code of a kernel evaluates, and which it reads from memory.
+//
+// The planner asks this to describe a kernel (its buffers, helpers, costs); the emitter asks the same questions to
+// print the kernel's statements, so both agree on what a kernel computes by construction.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "records.hpp"
+
+namespace vkfuse::plan {
+
+// Marks what the code computing `root` evaluates or reads, not descending past what it reads. An append does not
+// read the cache it writes.
+template <std::size_t Cap>
+constexpr void mark_nodes(const program_plan<Cap>& p, int root, bool (&marks)[Cap]) {
+    int stack[Cap * 4 + 4] = {};
+    int top = 0;
+    stack[top++] = root;
+    while (top > 0) {
+        const int n = stack[--top];
+        if (marks[n]) continue;
+        marks[n] = true;
+        if (p.stops_at(n, root)) continue;
+        const node& x = p.g[n];
+        for (int k = 0; k < 4; ++k) {
+            const int ch = x.child(k);
+            if (ch < 0 || (x.kind == node_kind::append && k == 0)) continue;
+            stack[top++] = ch;
+        }
+    }
+}
+
+// True when a vectorised loop over inputs of this length reads them four at a time.
+constexpr bool vectorized(std::uint64_t cols) { return cols % 4 == 0; }
+
+// One kernel seen from its code: what it evaluates, what it reads. Needs only the kernel's segments' roots.
+template <std::size_t Cap>
+struct kernel_scope {
+    const program_plan<Cap>& p;
+    const kernel_record& k;
+    bool nodes[Cap] = {};  // what the kernel evaluates or reads, over all its roots
+
+    constexpr kernel_scope(const program_plan<Cap>& plan, const kernel_record& kernel) : p(plan), k(kernel) {
+        for (const segment& s : k) mark_nodes(p, s.root, nodes);
+    }
+
+    constexpr const node& operator[](int n) const { return p.g[n]; }
+    constexpr int size() const { return p.g.size; }
+    constexpr bool is_root(int n) const { return k.computes(n); }
+    // Read from memory here: a buffer leaf, or a value materialised by an earlier kernel.
+    constexpr bool reads_memory(int n) const { return p.is_buffer_leaf(n) || (p.materialized[n] && !is_root(n)); }
+    // A matvec computed in this kernel (not read from memory).
+    constexpr bool computes_matvec(int n) const {
+        return nodes[n] && p.g[n].kind == node_kind::matvec && !reads_memory(n);
+    }
+
+    // The vector a root writes: an append writes its new row.
+    constexpr int stored(int root) const { return p.g[root].kind == node_kind::append ? p.g[root].b : root; }
+    constexpr std::uint64_t length(int root) const {
+        const node& x = p.g[root];
+        return x.kind == node_kind::append ? x.cols : x.elements();
+    }
+
+    // Nodes a per-element block must evaluate to have `n`: scalars (computed once before), matvec results (summed per
+    // row before), constants (inline) and attention are handed in; memory is read where the kernel stops.
+    constexpr void collect(int n, bool (&need)[Cap]) const {
+        if (need[n]) return;
+        const node& x = p.g[n];
+        if (x.kind == node_kind::constant || x.rank == 0) return;
+        if (computes_matvec(n)) return;
+        need[n] = true;
+        if (reads_memory(n)) return;
+        for (int c = 0; c < 4; ++c) {
+            const int ch = x.child(c);
+            if (ch < 0) continue;
+            if (x.kind == node_kind::rope && c == 2) continue;    // the table is read by the rope itself
+            if (x.kind == node_kind::lookup && c == 0) continue;  // so is the embedding table
+            collect(ch, need);
+        }
+    }
+    // What the epilogue of `root` evaluates per row.
+    constexpr void segment_nodes(int root, bool (&need)[Cap]) const { collect(stored(root), need); }
+    // The nodes the dot-product loop over inputs of length `cols` evaluates for segment root `root` (its prologue).
+    constexpr void loop_nodes(int root, std::uint64_t cols, bool (&need)[Cap]) const {
+        bool seg[Cap] = {};
+        mark_nodes(p, root, seg);
+        for (int n = 0; n < size(); ++n)
+            if (seg[n] && computes_matvec(n) && p.g[p.g[n].b].rows == cols) collect(p.g[n].b, need);
+    }
+    // The head dim of the rope evaluated in root's segment (0: none), which then works on row pairs.
+    constexpr std::uint32_t pair_dim(int root) const {
+        bool need[Cap] = {};
+        segment_nodes(root, need);
+        for (int n = 0; n < size(); ++n)
+            if (need[n] && p.g[n].kind == node_kind::rope && !reads_memory(n)) return p.g[n].p0;
+        return 0;
+    }
+    // Calls f(matvec node) for each product the segment of `root` computes.
+    template <class F>
+    constexpr void each_product(int root, F f) const {
+        bool seg[Cap] = {};
+        mark_nodes(p, root, seg);
+        for (int m = 0; m < size(); ++m)
+            if (seg[m] && computes_matvec(m)) f(m);
+    }
+};
+
+} // namespace vkfuse::plan

@@ -1,0 +1,89 @@
+// vkfuse/program/launch.hpp — how a program is laid out on a device: the user's options and the choices made from
+// them and the device's limits (workgroup size, invocations per matvec row, subgroup paths).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "../core/error.hpp"
+#include "../plan/records.hpp"
+#include "../vulkan/context.hpp"
+
+namespace vkfuse {
+
+using vulkan::context;
+using vulkan::context_options;
+
+// How a program is laid out on its device. Zeros mean "choose for the device".
+struct program_options {
+    std::uint32_t workgroup_size = 0;  // a power of two; default 256 (1024 for single_dispatch on a GPU)
+    std::uint32_t lanes = 0;           // invocations per matvec row, every kernel; default: see matvec_threads
+    bool subgroups = true;             // use subgroup arithmetic where the device has it
+    // On a GPU, a matvec kernel gets as many invocations per row (a power of two from the subgroup size up to the
+    // workgroup size) as it takes to have this many in flight: few long rows need several subgroups each to keep
+    // enough loads in flight, many rows need one. A CPU device keeps one subgroup per row.
+    std::uint32_t matvec_threads = 1u << 17;
+    // Pack every buffer into one binding when a kernel needs more storage-buffer bindings than the device allows
+    // (or than this number, if it is smaller; 0: the device's limit). `pack_buffers` packs regardless.
+    std::uint32_t max_bindings = 0;
+    bool pack_buffers = false;
+};
+
+// The launch geometry chosen for a device.
+struct launch_config {
+    std::uint32_t workgroup_size = 256;
+    std::uint32_t lanes = 32;  // the smallest invocations-per-row: the subgroup size where subgroups are used
+    bool subgroup_arithmetic = false;
+    bool subgroup_shuffle = false;     // used only together with subgroup arithmetic
+    std::uint32_t matvec_threads = 0;  // 0: every matvec kernel uses `lanes`
+    bool fixed_lanes = false;          // the user chose `lanes`
+
+    // What the plan's lanes rule (plan::choose_lanes) needs to know.
+    plan::launch_facts facts() const { return {workgroup_size, lanes, matvec_threads, fixed_lanes}; }
+
+    std::string_view preamble() const {
+        if (!subgroup_arithmetic) return {};
+        return subgroup_shuffle ? "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n#define VKFUSE_SUBGROUP_SHUFFLE 1\n"
+                                : "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n";
+    }
+};
+
+namespace detail {
+
+constexpr bool power_of_two(std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+inline std::uint32_t floor_power_of_two(std::uint32_t v) {
+    std::uint32_t p = 1;
+    while (p * 2 <= v) p *= 2;
+    return p;
+}
+
+// `single`: the whole program runs in one workgroup, so on a GPU it gets the largest one (up to 1024): every extra
+// invocation shortens each phase's loops, while a barrier costs about the same at any size. Not on a CPU device:
+// lavapipe runs a workgroup's invocations as coroutines, so there a barrier costs in proportion to the size.
+inline launch_config choose_launch(const vulkan::device_info& d, const program_options& o, bool single = false) {
+    launch_config c;
+    const std::uint32_t max_wg = std::min(d.max_workgroup_invocations, d.max_workgroup_size[0]);
+    const std::uint32_t preferred = single && d.type != "CPU" ? 1024 : 256;
+    c.workgroup_size =
+        o.workgroup_size != 0 ? o.workgroup_size : std::min<std::uint32_t>(preferred, floor_power_of_two(max_wg));
+    if (!power_of_two(c.workgroup_size) || c.workgroup_size > max_wg)
+        throw usage_error("vkfuse program: workgroup_size " + std::to_string(c.workgroup_size) +
+                          " must be a power of two no larger than the device's " + std::to_string(max_wg));
+    const bool subgroup_ok = o.subgroups && d.subgroup_arithmetic && power_of_two(d.subgroup_size);
+    c.lanes = o.lanes != 0 ? o.lanes : (subgroup_ok ? d.subgroup_size : 32u);
+    c.lanes = std::min(c.lanes, c.workgroup_size);
+    if (!power_of_two(c.lanes))
+        throw usage_error("vkfuse program: lanes " + std::to_string(c.lanes) + " must be a power of two");
+    c.subgroup_arithmetic = subgroup_ok;
+    c.subgroup_shuffle = subgroup_ok && d.subgroup_shuffle;
+    c.fixed_lanes = o.lanes != 0;
+    c.matvec_threads = d.type == "CPU" ? 0 : o.matvec_threads;
+    return c;
+}
+
+} // namespace detail
+
+} // namespace vkfuse
