@@ -1,7 +1,10 @@
 // Runtime misuse of a program throws a vkfuse error that says what happened and what to do, and loses nothing.
 #include "support.hpp"
 
+#include <atomic>
+#include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace vkfuse;
@@ -64,4 +67,104 @@ TEST_CASE("binding an external buffer checks its size") {
     prog.run();
     for (float v : prog.download("y")) CHECK(v == doctest::Approx(600.0f));
     vkfuse_test::check_validation_clean();
+}
+
+TEST_CASE("downloads are typed and only of values something wrote, and outputs cannot be uploaded") {
+    constexpr input<"v", 40> v;
+    constexpr weight<"m", 40, 40> m;
+    constexpr output<"scores", 40> scores;
+    constexpr output_of<"best", u32> best;
+    constexpr auto layer_with_index = layer_graph(scores = m * v, best = argmax(m * v));
+    program prog(vkfuse_test::context(), layer_with_index);
+
+    CHECK(what_of([&] { prog.download("scores"); }).find("nothing has written it yet; run() the program first") !=
+          std::string::npos);
+    CHECK(what_of([&] { prog.download("v"); }).find("upload(\"v\", ...) it first") != std::string::npos);
+    CHECK(what_of([&] { prog.upload("scores", std::vector<float>(40, 1.0f)); })
+              .find("the program computes it, so it cannot be uploaded") != std::string::npos);
+
+    std::vector<float> values(40, 0.0f), identity(40 * 40, 0.0f);
+    values[17] = 3.0f;
+    for (int i = 0; i < 40; ++i) identity[static_cast<std::size_t>(i) * 41] = 1.0f;
+    prog.upload("v", values);
+    prog.upload("m", identity);
+    CHECK(prog.download("v") == values);  // what was uploaded reads back
+    prog.run();
+    CHECK(what_of([&] { prog.download("best"); }).find("download it with download_indices(\"best\")") !=
+          std::string::npos);
+    CHECK(what_of([&] { prog.download_indices("scores"); }).find("download it with download(\"scores\")") !=
+          std::string::npos);
+    CHECK(prog.download_indices("best") == std::vector<std::uint32_t>{17});
+    CHECK(prog.download("scores") == values);
+    vkfuse_test::check_validation_clean();
+}
+
+TEST_CASE("states start zeroed and reset, and params and positions change without re-recording") {
+    constexpr uint_param<"pos"> pos;
+    constexpr input<"k", 6> k;
+    constexpr param<"scale"> scale;
+    constexpr state<"cache", 5, 6> cache;
+    constexpr output<"y", 6> y;
+    constexpr auto step = layer_graph(y = k * scale, append(cache, k * scale, pos));
+    program prog(vkfuse_test::context(), step);
+    CHECK(prog.download("cache") == std::vector<float>(30, 0.0f));  // zeroed when the program was made
+
+    prog.upload("k", std::vector<float>{1, 2, 3, 4, 5, 6});
+    for (std::uint32_t p = 0; p < 5; ++p) {
+        prog.set_index("pos", p);
+        prog.set_param("scale", static_cast<float>(p + 1));
+        prog.run();
+    }
+    CHECK(prog.recordings() == 1);  // five positions and five scales, one recording
+    const std::vector<float> cache_after = prog.download("cache");
+    for (std::size_t p = 0; p < 5; ++p)
+        for (std::size_t i = 0; i < 6; ++i) CHECK(cache_after[p * 6 + i] == static_cast<float>((p + 1) * (i + 1)));
+    CHECK(prog.download("y")[5] == 30.0f);
+
+    prog.reset_state("cache");
+    CHECK(prog.download("cache") == std::vector<float>(30, 0.0f));
+    CHECK(what_of([&] { prog.reset_state("k"); }).find("only states can be reset") != std::string::npos);
+
+    // bind() changes what the commands point at, so the next run records them again
+    vulkan::buffer other(vkfuse_test::context(), 6 * sizeof(float));
+    other.upload(std::vector<float>(6, 1.0f));
+    prog.bind("k", other);
+    prog.run();
+    CHECK(prog.recordings() == 2);
+    CHECK(prog.download("y") == std::vector<float>(6, 5.0f));
+    vkfuse_test::check_validation_clean();
+}
+
+TEST_CASE("one program run from two threads at once: calls take turns and results stay right") {
+    program prog(vkfuse_test::context(), layer);
+    prog.upload("x", std::vector<float>(300, 1.0f));
+    prog.upload("w", std::vector<float>(17 * 300, 0.5f));
+    prog.set_param("alpha", 1.0f);
+    std::atomic<int> wrong{0};
+    auto worker = [&] {
+        for (int i = 0; i < 20; ++i) {
+            prog.run();
+            for (float v : prog.download("y"))
+                if (v != 150.0f) ++wrong;
+        }
+    };
+    std::thread a(worker), b(worker);
+    a.join();
+    b.join();
+    CHECK(wrong == 0);
+    CHECK(prog.recordings() == 1);
+    vkfuse_test::check_validation_clean();
+}
+
+TEST_CASE("a tensor larger than one binding can address fails at construction with its true size") {
+    // 40000 x 1000 f32 = 160 000 000 bytes: more than lavapipe's 128 MiB per binding. (Shapes of 2^32 elements or
+    // more fail to compile: tests/compile_fail/too_many_elements.cpp.)
+    constexpr input<"x", 1000> x;
+    constexpr weight<"w_big", 40000, 1000> w;
+    constexpr output<"y", 40000> y;
+    const auto& device = vkfuse_test::context().device();
+    if (device.max_storage_buffer_range >= 160000000ull) return;  // a device with room for it
+    const std::string what = what_of([&] { program prog(vkfuse_test::context(), y = w * x); });
+    CHECK(what.find("weight 'w_big' is f32[40000, 1000] = 160000000 bytes") != std::string::npos);
+    CHECK(what.find("maxStorageBufferRange") != std::string::npos);
 }

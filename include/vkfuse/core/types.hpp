@@ -52,7 +52,8 @@ struct shape {
 
     static constexpr std::size_t rank = sizeof...(Dims);
     static constexpr std::array<std::size_t, rank> dims = {Dims...};
-    static constexpr std::size_t size = (std::size_t{1} * ... * Dims);
+    static_assert(((Dims <= 0xffffffffull) && ...), "vkfuse shape: a dimension above 2^32 - 1");
+    static constexpr std::size_t size = (std::size_t{1} * ... * Dims);  // at most 2^64 - 2^33 + 1: no wrap
     // rows/cols as the IR records them: a vector has `rows` elements; a scalar has 1 row.
     static constexpr std::size_t rows = rank == 0 ? 1 : dims[0];
     static constexpr std::size_t cols = rank == 2 ? dims[rank - 1] : 0;

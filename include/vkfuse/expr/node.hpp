@@ -57,6 +57,10 @@ struct placeholder : node_base {
     static_assert(detail::valid_identifier(Name),
                   "vkfuse placeholder: a name must be 1-31 letters, digits or '_', start with a letter or '_', "
                   "and contain no \"__\"");
+    // Shaders index buffers with 32-bit integers (GLSL's uint), and so does every kernel vkfuse generates.
+    static_assert(Shape::size <= 0xffffffffull,
+                  "vkfuse placeholder: more than 2^32 - 1 elements; generated shaders index a buffer with 32-bit "
+                  "integers, so split the tensor (e.g. a vocabulary into several weights)");
     static constexpr vkfuse::role leaf_role = R;
     static constexpr auto name = Name;
     using dtype = DType;

@@ -261,6 +261,12 @@ public:
         for (int i = 0; i < sh.binding_count; ++i) out.push_back(sh.bindings[i].buffer);
         return out;
     }
+    // How many times the command buffer has been recorded: once, at the first run, and again after each bind().
+    // Setting params and indices records nothing.
+    std::size_t recordings() const {
+        std::lock_guard lock(*lock_);
+        return recordings_;
+    }
     // How many times a run streams the weight matrix `name` (every matrix of a plan: exactly once).
     static int matrix_reads(std::string_view name) {
         const int b = plan.buffer_index(name);
@@ -553,6 +559,7 @@ private:
             }
         }
         sequence_ = std::make_unique<vulkan::sequence>(*ctx_, std::move(dispatches));
+        ++recordings_;
     }
 
     context* ctx_;
@@ -568,6 +575,7 @@ private:
     std::unique_ptr<vulkan::mapped_buffer> params_;  // the parameter block, where the program has params
     std::vector<bool> param_set_;
     std::unique_ptr<vulkan::sequence> sequence_;
+    std::size_t recordings_ = 0;
 };
 
 // Deduces the program type from the expression: `vkfuse::program prog(ctx, y = x + w * x);`, and the strategy from
