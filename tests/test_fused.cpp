@@ -63,10 +63,10 @@ TEST_CASE("cuts: matvec chains, reductions of matvecs, mixed input lengths") {
     static_assert(glsl::kernel_count<decltype(two_lengths)> == 1);
     check_program(two_lengths);
 
-    // A projection normalised by its own statistics, then projected again. Correct today; the cut is greedy (it
-    // materialises the reduction's operand and the matvec's input separately, so w2 * (w1 * x) is computed twice)
-    // and the planner issue makes it minimal.
+    // A projection normalised by its own statistics, then projected again: w2 (w1 x) is read by the reduction and
+    // by the next product's input, so the cost rule materialises it once (3 kernels, each matrix read once).
     constexpr auto renorm = (a = w3 * (w2 * (w1 * x) * rsqrt(mean((w2 * (w1 * x)) * (w2 * (w1 * x))) + c<1e-6f>)));
+    static_assert(glsl::kernel_count<decltype(renorm)> == 3);
     check_program(renorm);
 }
 

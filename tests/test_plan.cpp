@@ -128,8 +128,7 @@ TEST_CASE("a product shared by two results is computed once and read back") {
     // once, not recomputed by the kernel of each.
     constexpr auto renorm = (a = w3 * (w2 * (w1 * x) * rsqrt(mean((w2 * (w1 * x)) * (w2 * (w1 * x))) + c<1e-6f>)));
     static_assert(every_strategy_reads_matrices_once<std::remove_cvref_t<decltype(renorm)>>());
-    static_assert(glsl::kernel_count<decltype(renorm)> == 3);
-    vkfuse_test::check_program(renorm);
+    static_assert(glsl::kernel_count<decltype(renorm)> == 3);  // run against Eigen in test_fused.cpp
     // Two results of one product: both from the one materialised product, w2 read once.
     constexpr auto two = layer_graph(a = w3 * silu(w2 * (w1 * x)), b = w2 * (w1 * x) * c<2.0f>);
     static_assert(every_strategy_reads_matrices_once<std::remove_cvref_t<decltype(two)>>());

@@ -28,13 +28,6 @@ struct counting_sink {
     constexpr void put(std::string_view s) { size += s.size(); }
 };
 
-// Appends to a std::string: the same emitters, at run time (messages, plan descriptions).
-struct string_sink {
-    std::string* out;
-    void put(char c) { out->push_back(c); }
-    void put(std::string_view s) { out->append(s); }
-};
-
 // Writes characters into storage the first pass sized; the second pass.
 struct writing_sink {
     char* out;
@@ -175,6 +168,13 @@ constexpr void put_float(Sink& sink, float v) {
 // A float to be written as a GLSL literal (distinct type, so `t << 2.0f` cannot silently mean something else).
 struct float_literal {
     float value;
+};
+
+// Appends to a std::string: the same emitters at run time (messages, plan descriptions), `text<string_sink>`.
+struct string_sink {
+    std::string* out;
+    void put(char c) { out->push_back(c); }
+    void put(std::string_view s) { out->append(s); }
 };
 
 // A text under construction; `Sink` is the counting or the writing pass. Emitters take `auto& t` and use `<<`.

@@ -279,8 +279,8 @@ public:
         std::string text = std::string(strategy_name(How)) + ": " + std::to_string(dispatch_count) + " dispatch" +
                            (dispatch_count == 1 ? "" : "es") + (packed_ ? ", buffers packed into one binding" : "") +
                            "\n";
-        detail::string_sink sink{&text};
-        vkfuse::text<detail::string_sink> t(sink);
+        string_sink sink{&text};
+        vkfuse::text<string_sink> t(sink);
         for (int k = 0; k < plan.kernel_count; ++k) {
             const vkfuse::plan::kernel_record& kr = plan.kernels[k];
             t << (How == strategy::single_dispatch ? "  phase " : "  kernel ") << k + 1 << ": "
