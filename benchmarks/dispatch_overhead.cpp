@@ -1,6 +1,7 @@
 // benchmarks/dispatch_overhead.cpp — what one dispatch costs, measured by the sequential-dispatch method.
 //
-//     dispatch_overhead [--sizes 1,10,100,1000,10000] [--runs 20] [--warmups 3] [--json FILE] [--commit SHA]
+//     dispatch_overhead [--sizes 1,10,100,1000,10000] [--runs 20] [--warmups 3] [--json FILE|DIR] [--commit SHA]
+//     (flags, metadata and output files through the shared harness, benchmarks/harness/; --help lists them)
 //
 // A trivial kernel (one workgroup of 64 invocations, each adding 1 to its own element of a 64-word buffer) runs N
 // times back to back, synchronised only at the end, six ways:
@@ -20,8 +21,8 @@
 // the timed runs (every element must equal N times the number of runs). A variant that fails either check prints
 // MISMATCH instead of a time, and the program exits with status 1.
 //
-// Output: a table on stdout; JSON (device, driver, Vulkan version, commit, date, every figure with min/median/max) at
-// --json (a file, or a folder to put the default name in), default benchmarks/results/dispatch_overhead-<slug>.json;
+// Output: a table on stdout; JSON (the harness's metadata, then every figure with min/median/max and the raw samples)
+// at --json (a file, or a folder to put the default name in), default benchmarks/results/dispatch_overhead-<slug>.json;
 // and next to it a .tsv with the per-dispatch medians/minima/maxima that benchmarks/plot_dispatch_overhead.sh plots.
 //
 // Each variant has its own counter buffer, and the timed runs of the six variants are interleaved (one run of each
@@ -34,29 +35,26 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <ctime>
 #include <exception>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include <harness/harness.hpp>
+
 namespace {
 
 namespace vk = vkfuse::vulkan;
+namespace harness = benchmarks::harness;
+using harness::summary;
 
 constexpr std::uint32_t lanes = 64;  // invocations in the one workgroup, and words in the buffer
 
@@ -111,86 +109,15 @@ void main() {
 }
 )";
 
-// ---------------------------------------------------------------------------------------------------------------------
-// Command line
-// ---------------------------------------------------------------------------------------------------------------------
-
-struct options {
-    std::vector<std::uint32_t> sizes;  // empty: the default for the device
+// How many times each variant runs; both come from the command line.
+struct run_plan {
     int runs = 20;
     int warmups = 3;
-    std::string json_path;  // empty: benchmarks/results/dispatch_overhead-<slug>.json
-    std::string commit = "unknown";
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    std::fprintf(stderr,
-                 "dispatch_overhead: %s\n"
-                 "usage: dispatch_overhead [--sizes 1,10,100,1000,10000] [--runs 20] [--warmups 3] [--json FILE] "
-                 "[--commit SHA]\n",
-                 why.c_str());
-    std::exit(2);
-}
-
-long parse_count(const std::string& text, const char* what, long low, long high) {
-    char* end = nullptr;
-    const long value = std::strtol(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || value < low || value > high)
-        usage(std::string(what) + " expects a whole number from " + std::to_string(low) + " to " +
-              std::to_string(high) + ", got \"" + text + "\"");
-    return value;
-}
-
-options parse_options(int argc, char** argv) {
-    options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string flag = argv[i];
-        if (flag == "--help" || flag == "-h") usage("per-dispatch overhead, sequential-dispatch method");
-        if (i + 1 >= argc) usage(flag + " needs a value");
-        const std::string value = argv[++i];
-        if (flag == "--sizes") {
-            std::stringstream list(value);
-            for (std::string item; std::getline(list, item, ',');)
-                o.sizes.push_back(static_cast<std::uint32_t>(parse_count(item, "--sizes", 1, 10'000'000)));
-            if (o.sizes.empty()) usage("--sizes needs at least one size");
-        } else if (flag == "--runs") {
-            o.runs = static_cast<int>(parse_count(value, "--runs", 1, 100'000));
-        } else if (flag == "--warmups") {
-            o.warmups = static_cast<int>(parse_count(value, "--warmups", 0, 100'000));
-        } else if (flag == "--json") {
-            o.json_path = value;
-        } else if (flag == "--commit") {
-            o.commit = value;
-        } else {
-            usage("unknown option " + flag);
-        }
-    }
-    return o;
-}
-
 // ---------------------------------------------------------------------------------------------------------------------
-// Statistics and formatting
+// Formatting of the table on stdout
 // ---------------------------------------------------------------------------------------------------------------------
-
-struct stats {
-    double min = std::numeric_limits<double>::quiet_NaN();
-    double median = std::numeric_limits<double>::quiet_NaN();
-    double max = std::numeric_limits<double>::quiet_NaN();
-};
-
-stats summarize(std::vector<double> values) {
-    stats s;
-    values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return std::isnan(v); }), values.end());
-    if (values.empty()) return s;
-    std::sort(values.begin(), values.end());
-    const std::size_t n = values.size();
-    s.min = values.front();
-    s.max = values.back();
-    s.median = n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-    return s;
-}
-
-stats scaled(const stats& s, double factor) { return {s.min * factor, s.median * factor, s.max * factor}; }
 
 // Three significant digits, enough for timings that vary by a few percent between runs.
 std::string number(double v) {
@@ -210,7 +137,7 @@ std::string number(double v) {
     return text;
 }
 
-std::string range_text(const stats& s) {
+std::string range_text(const summary& s) {
     if (std::isnan(s.median)) return "n/a";
     return number(s.median) + " (" + number(s.min) + "\u2013" + number(s.max) + ")";
 }
@@ -222,75 +149,6 @@ std::string pad(std::string text, std::size_t width, bool right = false) {
     if (columns >= width) return text;
     const std::string fill(width - columns, ' ');
     return right ? fill + text : text + fill;
-}
-
-std::string json_number(double v) {
-    if (!std::isfinite(v)) return "null";
-    char text[40];
-    std::snprintf(text, sizeof text, "%.6g", v);
-    return text;
-}
-
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (const char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char escaped[8];
-                std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-                out += escaped;
-            } else {
-                out += c;
-            }
-        }
-    }
-    return out + "\"";
-}
-
-std::string json_stats(const stats& s) {
-    return "{\"min\": " + json_number(s.min) + ", \"median\": " + json_number(s.median) +
-           ", \"max\": " + json_number(s.max) + "}";
-}
-
-// "llvmpipe (LLVM 15.0.6, 256 bits)" -> "llvmpipe-llvm-15-0-6-256-bits"
-std::string slug(std::string_view name) {
-    std::string out;
-    for (const char c : name) {
-        if (std::isalnum(static_cast<unsigned char>(c)))
-            out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        else if (!out.empty() && out.back() != '-')
-            out += '-';
-    }
-    while (!out.empty() && out.back() == '-') out.pop_back();
-    return out.empty() ? "device" : out;
-}
-
-// The host's 1-minute load average, or NaN where the platform does not report one. On a CPU device (lavapipe) the
-// "GPU" is the host's cores, so other work on the machine shows up directly in the timings.
-double load_average() {
-#if defined(__unix__) || defined(__APPLE__)
-    double load[1] = {0};
-    if (getloadavg(load, 1) == 1) return load[0];
-#endif
-    return std::numeric_limits<double>::quiet_NaN();
-}
-
-std::string utc_now() {
-    const std::time_t now = std::time(nullptr);
-    std::tm parts{};
-#if defined(_WIN32)
-    gmtime_s(&parts, &now);
-#else
-    gmtime_r(&now, &parts);
-#endif
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-    return text;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -339,7 +197,7 @@ struct contender {
 // Zeroes every buffer, runs each variant once and checks it; warms up the ones that passed; then times them in
 // rounds, each round running every variant once (starting one further along each time), so that a change in machine
 // load hits all variants alike rather than whichever happened to be running; finally checks the accumulated counts.
-std::vector<measurement> measure_all(std::uint32_t n, const options& o, std::vector<contender>& contenders) {
+std::vector<measurement> measure_all(std::uint32_t n, const run_plan& o, std::vector<contender>& contenders) {
     std::vector<measurement> results(contenders.size());
     for (std::size_t i = 0; i < contenders.size(); ++i) {
         results[i].variant = contenders[i].variant;
@@ -583,15 +441,15 @@ private:
 // ---------------------------------------------------------------------------------------------------------------------
 
 struct figures {
-    stats wall_total_us, gpu_total_us, wall_per_dispatch_us, gpu_per_dispatch_us;
+    summary wall_total_us, gpu_total_us, wall_per_dispatch_us, gpu_per_dispatch_us;
 };
 
 figures figures_of(const measurement& m) {
     figures f;
-    f.wall_total_us = scaled(summarize(m.wall_ns), 1e-3);
-    f.gpu_total_us = scaled(summarize(m.gpu_ns), 1e-3);
-    f.wall_per_dispatch_us = scaled(f.wall_total_us, 1.0 / m.n);
-    f.gpu_per_dispatch_us = scaled(f.gpu_total_us, 1.0 / m.n);
+    f.wall_total_us = harness::scaled(harness::summarize(m.wall_ns), 1e-3);
+    f.gpu_total_us = harness::scaled(harness::summarize(m.gpu_ns), 1e-3);
+    f.wall_per_dispatch_us = harness::scaled(f.wall_total_us, 1.0 / m.n);
+    f.gpu_per_dispatch_us = harness::scaled(f.gpu_total_us, 1.0 / m.n);
     return f;
 }
 
@@ -629,148 +487,115 @@ const measurement* find(const std::vector<measurement>& all, std::size_t variant
     return nullptr;
 }
 
-std::string with_extension(const std::string& path, const char* extension) {
-    std::filesystem::path p(path);
-    p.replace_extension(extension);
-    return p.string();
-}
+// The benchmark's part of the JSON: how it measured, every figure of every (variant, N) with its raw samples, the
+// marginal costs and (b) over (b').
+void fill_json(nlohmann::ordered_json& j, const run_plan& plan, const std::vector<std::uint32_t>& sizes,
+               const std::vector<measurement>& all, std::size_t validation_messages) {
+    using json = nlohmann::ordered_json;
+    j["method"] = "sequential dispatch: a trivial kernel (1 workgroup of " + std::to_string(lanes) +
+                  " invocations, each adds 1 to its own word) N times back to back, synchronised only at the end; "
+                  "per-dispatch time = total / N";
+    j["settings"] = {{"runs", plan.runs}, {"warmups", plan.warmups}, {"sizes", sizes}};
+    j["validation_messages"] = validation_messages;
+    json labels = json::object();
+    for (const variant_info& v : variants) labels[v.key] = v.label;
+    j["variants"] = labels;
 
-void write_json(const std::string& path, const vk::context& ctx, const options& o,
-                const std::vector<std::uint32_t>& sizes, const std::vector<measurement>& all,
-                std::size_t validation_messages, std::array<double, 2> load) {
-    const vk::device_info& d = ctx.device();
-    std::ostringstream j;
-    j << "{\n";
-    j << "  \"benchmark\": \"dispatch_overhead\",\n";
-    j << "  \"method\": \"sequential dispatch: a trivial kernel (1 workgroup of " << lanes
-      << " invocations, each adds 1 to its own word) N times back to back, synchronised only at the end; per-dispatch "
-         "time = total / N\",\n";
-    j << "  \"device\": {\"name\": " << json_string(d.name) << ", \"type\": " << json_string(d.type)
-      << ", \"vendor_id\": " << d.vendor_id << ", \"device_id\": " << d.device_id
-      << ", \"timestamp_period_ns\": " << json_number(d.timestamp_period_ns)
-      << ", \"timestamps\": " << (d.timestamps ? "true" : "false") << "},\n";
-    j << "  \"driver\": {\"driver_name\": " << json_string(d.driver_name)
-      << ", \"driver_info\": " << json_string(d.driver_info)
-      << ", \"driver_version\": " << json_string(vk::detail::driver_version_string(d.vendor_id, d.driver_version))
-      << ", \"driver_version_raw\": " << d.driver_version << "},\n";
-    j << "  \"vulkan_api_version\": {\"device\": " << json_string(vk::detail::version_string(d.api_version))
-      << ", \"in_use\": " << json_string(vk::detail::version_string(ctx.api_version())) << "},\n";
-    j << "  \"vkfuse_commit\": " << json_string(o.commit) << ",\n";
-    j << "  \"date\": " << json_string(utc_now()) << ",\n";
-    j << "  \"validation_layer\": " << (ctx.validation_enabled() ? "true" : "false")
-      << ",\n  \"validation_messages\": " << validation_messages << ",\n";
-    j << "  \"host\": {\"hardware_threads\": " << std::thread::hardware_concurrency()
-      << ", \"load_average_1min_before\": " << json_number(load[0])
-      << ", \"load_average_1min_after\": " << json_number(load[1]) << "},\n";
-    j << "  \"runs\": " << o.runs << ",\n  \"warmups\": " << o.warmups << ",\n";
-    j << "  \"sizes\": [";
-    for (std::size_t i = 0; i < sizes.size(); ++i) j << (i ? ", " : "") << sizes[i];
-    j << "],\n";
-    j << "  \"variants\": {";
-    for (std::size_t v = 0; v < variants.size(); ++v)
-        j << (v ? ", " : "") << json_string(variants[v].key) << ": " << json_string(variants[v].label);
-    j << "},\n";
-    j << "  \"results\": [\n";
-    for (std::size_t i = 0; i < all.size(); ++i) {
-        const measurement& m = all[i];
-        j << "    {\"variant\": " << json_string(variants[m.variant].key) << ", \"n\": " << m.n
-          << ", \"verified\": " << (m.verified ? "true" : "false");
+    json results = json::array();
+    for (const measurement& m : all) {
+        json entry{{"variant", variants[m.variant].key}, {"n", m.n}, {"verified", m.verified}};
         if (m.verified) {
             const figures f = figures_of(m);
-            j << ",\n     \"per_dispatch_us\": {\"wall\": " << json_stats(f.wall_per_dispatch_us)
-              << ", \"gpu\": " << json_stats(f.gpu_per_dispatch_us) << "},\n";
-            j << "     \"total_us\": {\"wall\": " << json_stats(f.wall_total_us)
-              << ", \"gpu\": " << json_stats(f.gpu_total_us) << "},\n";
-            j << "     \"samples_total_ns\": {\"wall\": [";
-            for (std::size_t r = 0; r < m.wall_ns.size(); ++r) j << (r ? ", " : "") << json_number(m.wall_ns[r]);
-            j << "], \"gpu\": [";
-            for (std::size_t r = 0; r < m.gpu_ns.size(); ++r) j << (r ? ", " : "") << json_number(m.gpu_ns[r]);
-            j << "]}}";
+            entry["per_dispatch_us"] = {{"wall", f.wall_per_dispatch_us}, {"gpu", f.gpu_per_dispatch_us}};
+            entry["total_us"] = {{"wall", f.wall_total_us}, {"gpu", f.gpu_total_us}};
+            entry["samples_total_ns"] = {{"wall", m.wall_ns}, {"gpu", m.gpu_ns}};
         } else {
-            j << ", \"mismatch\": " << json_string(m.problem) << "}";
+            entry["mismatch"] = m.problem;
         }
-        j << (i + 1 < all.size() ? ",\n" : "\n");
+        results.push_back(entry);
     }
-    j << "  ],\n";
-    j << "  \"marginal_per_dispatch_us\": [";
+    j["results"] = results;
+
+    json slopes = json::array();
     for (std::size_t v = 0; v < variants.size(); ++v) {
         const marginal_cost c = marginal(all, v);
-        j << (v ? ",\n" : "\n") << "    {\"variant\": " << json_string(variants[v].key) << ", \"from_n\": " << c.from_n
-          << ", \"to_n\": " << c.to_n << ", \"wall\": " << json_number(c.wall_us)
-          << ", \"gpu\": " << json_number(c.gpu_us) << "}";
+        slopes.push_back({{"variant", variants[v].key},
+                          {"from_n", c.from_n},
+                          {"to_n", c.to_n},
+                          {"wall", c.wall_us},
+                          {"gpu", c.gpu_us}});
     }
-    j << "\n  ],\n";
-    // (b) over (b'), medians of the per-dispatch time: what vkfuse's runtime path adds to raw Vulkan.
-    j << "  \"vkfuse_over_raw\": [";
-    bool first = true;
+    j["marginal_per_dispatch_us"] = slopes;
+
+    // (b) over (b'), medians of the time per run: what vkfuse's runtime path adds to raw Vulkan.
+    json ratios = json::array();
     for (const std::uint32_t n : sizes) {
         const measurement* b = find(all, 1, n);
         const measurement* raw = find(all, 2, n);
         if (!b || !raw) continue;
         const figures fb = figures_of(*b), fr = figures_of(*raw);
-        j << (first ? "\n" : ",\n") << "    {\"n\": " << n
-          << ", \"wall_ratio\": " << json_number(fb.wall_total_us.median / fr.wall_total_us.median)
-          << ", \"gpu_ratio\": " << json_number(fb.gpu_total_us.median / fr.gpu_total_us.median) << "}";
-        first = false;
+        ratios.push_back({{"n", n},
+                          {"wall_ratio", fb.wall_total_us.median / fr.wall_total_us.median},
+                          {"gpu_ratio", fb.gpu_total_us.median / fr.gpu_total_us.median}});
     }
-    j << "\n  ]\n}\n";
-
-    std::ofstream file(path);
-    file << j.str();
-    if (!file) throw std::runtime_error("could not write " + path);
+    j["vkfuse_over_raw"] = ratios;
 }
 
-// One row per verified (variant, N): per-dispatch µs, medians and ranges; what the plot script reads.
-void write_tsv(const std::string& path, const vk::context& ctx, const options& o,
-               const std::vector<measurement>& all) {
-    std::ofstream file(path);
-    file << "# dispatch_overhead: per-dispatch time in microseconds (total / N), " << o.runs << " runs after "
-         << o.warmups << " warm-ups\n";
-    file << "# device: " << ctx.device().summary() << "\n# vkfuse commit: " << o.commit << "\n";
-    for (const variant_info& v : variants) file << "# variant " << v.key << ": " << v.label << "\n";
-    file << "variant\tn\twall_median\twall_min\twall_max\tgpu_median\tgpu_min\tgpu_max\n";
+// One row per verified (variant, N): per-dispatch µs, medians and ranges; what the plot script reads, including the
+// "runs after" note and the variant labels.
+void fill_tsv(harness::tsv_table& tsv, const run_plan& plan, const std::vector<measurement>& all) {
+    tsv.note("dispatch_overhead: per-dispatch time in microseconds (total / N), " + std::to_string(plan.runs) +
+             " runs after " + std::to_string(plan.warmups) + " warm-ups");
+    for (const variant_info& v : variants) tsv.note(std::string("variant ") + v.key + ": " + v.label);
     for (std::size_t v = 0; v < variants.size(); ++v) {
         for (const measurement& m : all) {
             if (m.variant != v || !m.verified) continue;
             const figures f = figures_of(m);
-            const auto cell = [](double x) { return std::isnan(x) ? std::string("NaN") : json_number(x); };
-            file << variants[v].key << '\t' << m.n << '\t' << cell(f.wall_per_dispatch_us.median) << '\t'
-                 << cell(f.wall_per_dispatch_us.min) << '\t' << cell(f.wall_per_dispatch_us.max) << '\t'
-                 << cell(f.gpu_per_dispatch_us.median) << '\t' << cell(f.gpu_per_dispatch_us.min) << '\t'
-                 << cell(f.gpu_per_dispatch_us.max) << '\n';
+            tsv.row(variants[v].key, m.n, f.wall_per_dispatch_us.median, f.wall_per_dispatch_us.min,
+                    f.wall_per_dispatch_us.max, f.gpu_per_dispatch_us.median, f.gpu_per_dispatch_us.min,
+                    f.gpu_per_dispatch_us.max);
         }
     }
-    if (!file) throw std::runtime_error("could not write " + path);
 }
 
 } // namespace
 
 int main(int argc, char** argv) try {
-    options o = parse_options(argc, argv);
+    harness::command_line cli("dispatch_overhead",
+                              "What one dispatch costs (sequential-dispatch method): a trivial kernel N times in a "
+                              "row, six ways, each verified before and after it is timed.",
+                              20, "timed runs of every variant at every N (interleaved, one of each per round)");
+    std::vector<std::uint32_t> sizes{1, 10, 100, 1000, 10000};
+    run_plan plan;
+    cli.flags()
+        .add_option("--sizes", sizes, "N, the dispatches in a row (for (c) the steps inside the one dispatch)")
+        ->type_name("N,N,...")
+        ->delimiter(',')
+        ->check(CLI::Range(1u, 10'000'000u));
+    cli.flags()
+        .add_option("--warmups", plan.warmups, "untimed runs of each variant before the timed ones")
+        ->type_name("N")
+        ->check(CLI::Range(0, 100'000));
+    if (const auto status = cli.parse(argc, argv)) return *status;
+    plan.runs = cli.runs();
+
     vk::context ctx;
     const vk::device_info& d = ctx.device();
-    const std::vector<std::uint32_t> sizes = o.sizes.empty() ? std::vector<std::uint32_t>{1, 10, 100, 1000, 10000}
-                                                              : o.sizes;
-    // No --json, or a folder (an existing one, or a path ending in '/'): the default file name, in that folder.
-    const std::string default_name = "dispatch_overhead-" + slug(d.name) + ".json";
-    if (o.json_path.empty())
-        o.json_path = "benchmarks/results/" + default_name;
-    else if (o.json_path.back() == '/' || std::filesystem::is_directory(o.json_path))
-        o.json_path = (std::filesystem::path(o.json_path) / default_name).string();
-    const std::string tsv_path = with_extension(o.json_path, ".tsv");
+    harness::report report(cli, ctx,
+                           {"variant", "n", "wall_median", "wall_min", "wall_max", "gpu_median", "gpu_min", "gpu_max"});
 
     std::printf("device: %s\n", d.summary().c_str());
     std::printf("driver: %s | %s | version %s; Vulkan in use %s; timestamps %s (period %g ns)\n",
                 d.driver_name.empty() ? "(unnamed)" : d.driver_name.c_str(),
                 d.driver_info.empty() ? "-" : d.driver_info.c_str(),
-                vk::detail::driver_version_string(d.vendor_id, d.driver_version).c_str(),
-                vk::detail::version_string(ctx.api_version()).c_str(), d.timestamps ? "yes" : "no",
+                harness::driver_version_text(d.vendor_id, d.driver_version).c_str(),
+                harness::vulkan_version_text(ctx.api_version()).c_str(), d.timestamps ? "yes" : "no",
                 d.timestamp_period_ns);
-    std::printf("vkfuse commit: %s%s\n", o.commit.c_str(),
+    std::printf("vkfuse commit: %s%s\n", cli.commit().c_str(),
                 ctx.validation_enabled() ? "   (validation layer ON: timings are not representative)" : "");
     std::printf("kernel: 1 workgroup x %u invocations, each adds 1 to one word; %d timed runs after %d warm-ups, "
                 "the variants interleaved\n\n",
-                lanes, o.runs, o.warmups);
+                lanes, plan.runs, plan.warmups);
 
     const vk::kernel step(ctx, {.label = "dispatch_overhead/step", .glsl = step_glsl, .binding_count = 1,
                                 .workgroup_size = lanes});
@@ -786,7 +611,6 @@ int main(int argc, char** argv) try {
     std::printf("%s  %s  %s  %s\n", pad("N", 7, true).c_str(), pad("variant", 34).c_str(),
                 pad("wall \u00b5s/dispatch, median (min\u2013max)", 36).c_str(),
                 "GPU \u00b5s/dispatch, median (min\u2013max)");
-    const double load_before = load_average();
     std::vector<measurement> all;
     for (const std::uint32_t n : sizes) {
         std::vector<vk::buffer> counts;
@@ -809,7 +633,7 @@ int main(int argc, char** argv) try {
             {4, &counts[4], [&] { return seq_c_workgroup.run(1); }},
             {5, &counts[5], [&] { return seq_c_shared.run(1); }},
         };
-        const std::vector<measurement> row = measure_all(n, o, contenders);
+        const std::vector<measurement> row = measure_all(n, plan, contenders);
         for (const measurement& m : row) {
             if (m.verified) {
                 const figures f = figures_of(m);
@@ -847,14 +671,13 @@ int main(int argc, char** argv) try {
     std::size_t validation_messages = 0;
     if (ctx.validation_enabled()) validation_messages = ctx.take_validation_messages().size();
 
-    const std::filesystem::path parent = std::filesystem::path(o.json_path).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent);
-    const std::array<double, 2> load{load_before, load_average()};
-    write_json(o.json_path, ctx, o, sizes, all, validation_messages, load);
-    write_tsv(tsv_path, ctx, o, all);
-    std::printf("\nhost: %u hardware threads, 1-minute load average %.2f before, %.2f after\n",
-                std::thread::hardware_concurrency(), load[0], load[1]);
-    std::printf("wrote %s and %s\n", o.json_path.c_str(), tsv_path.c_str());
+    fill_json(report.json(), plan, sizes, all, validation_messages);
+    fill_tsv(report.tsv(), plan, all);
+    std::printf("\n");
+    report.write();
+    std::printf("host: %u hardware threads, 1-minute load average %.2f before, %.2f after\n",
+                std::thread::hardware_concurrency(), report.metadata().load_before()[0],
+                report.metadata().load_after()[0]);
 
     bool ok = std::all_of(all.begin(), all.end(), [](const measurement& m) { return m.verified; });
     if (!ok) std::printf("at least one variant gave a wrong count (MISMATCH above): exit status 1\n");

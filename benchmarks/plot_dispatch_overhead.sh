@@ -28,6 +28,9 @@ if [ "$#" -eq 0 ]; then
     fi
 fi
 
+# Columns are read by number, not by name: the harness writes the column names as a '#' line, older results wrote
+# them as a plain first line, which gnuplot skips as non-numeric. Both plot alike.
+
 # Text from the .tsv header, made safe inside a gnuplot double-quoted string.
 quoted() { sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; }
 
@@ -49,7 +52,6 @@ set encoding utf8
 set terminal pngcairo size 1000,800 font ",11"
 set output "$png"
 set datafile separator "\t"
-set datafile columnheaders
 set logscale xy
 set format x "10^{%T}"
 set grid xtics ytics mxtics mytics lc rgb "#dddddd"

@@ -12,6 +12,8 @@ packages=(
     spirv-tools                       # SPIRV-Tools libraries glslang links against
     libeigen3-dev                     # reference results
     doctest-dev                       # tests
+    libcli11-dev                      # benchmarks: command-line flags (CLI/CLI.hpp)
+    nlohmann-json3-dev                # benchmarks: JSON results (nlohmann/json.hpp)
     mesa-vulkan-drivers               # lavapipe: Vulkan on the CPU
     vulkan-validationlayers           # VK_LAYER_KHRONOS_validation, on in the tests
     vulkan-tools                      # vulkaninfo, for diagnosing the device

@@ -1,7 +1,6 @@
 // benchmarks/toy_decoder/run.hpp — measuring one toy-decoder configuration four ways (see ../toy_decoder.cpp).
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -17,7 +16,7 @@ struct variant_result {
     int dispatches = 0;           // per sequence
     bool verified = false;
     double rel_l2 = 0;
-    std::vector<double> gpu_us, wall_us;  // per sequence, sorted
+    std::vector<double> gpu_us, wall_us;  // per sequence, one per timed run, in the order they ran
 };
 
 struct run_options {
@@ -70,8 +69,6 @@ variant_result measure(vkfuse::context& ctx, const run_options& opt, bool each_s
         r.wall_us.push_back(t.wall_ns / 1000.0);
         spent += t.wall_ns / 1000.0;
     }
-    std::sort(r.gpu_us.begin(), r.gpu_us.end());
-    std::sort(r.wall_us.begin(), r.wall_us.end());
     return r;
 }
 
