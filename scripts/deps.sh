@@ -13,7 +13,7 @@ packages=(
     libeigen3-dev                     # reference results
     doctest-dev                       # tests
     libcli11-dev                      # benchmarks: command-line flags (CLI/CLI.hpp)
-    nlohmann-json3-dev                # benchmarks: JSON results (nlohmann/json.hpp)
+    nlohmann-json3-dev                # safetensors headers (the library), benchmarks' JSON results
     mesa-vulkan-drivers               # lavapipe: Vulkan on the CPU
     vulkan-validationlayers           # VK_LAYER_KHRONOS_validation, on in the tests
     vulkan-tools                      # vulkaninfo, for diagnosing the device

@@ -29,3 +29,5 @@
 
 #include "reference/eval.hpp"    // the Eigen evaluator
 #include "reference/verify.hpp"  // vkfuse::verify: device against Eigen on random data
+
+#include "checkpoint/safetensors.hpp"  // model weights: safetensors files and sharded checkpoints, validated, mapped

@@ -43,4 +43,12 @@ public:
     using error::error;
 };
 
+// A model file (a safetensors file, a sharded checkpoint's index) cannot be opened, is malformed, or contradicts
+// itself. Model files are untrusted input, so every defect found in one is this error; the message names the file
+// and, where there is one, the tensor.
+class checkpoint_error : public error {
+public:
+    using error::error;
+};
+
 } // namespace vkfuse
