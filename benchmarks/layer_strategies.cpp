@@ -4,8 +4,13 @@
 //
 //     layer_strategies [--positions 8] [--runs 200] [--json FILE|DIR] [--commit SHA]     (--help for all flags)
 //
+// Each strategy is timed twice: at one position, and as a decode loop does it, with set_index moving the position
+// before every run (wall clock from the set_index to the run's end). The positions of the second series grow, so its
+// attention does more work than the first's; the wall-minus-GPU time is what the host adds per token.
+//
 // Writes the JSON and, next to it, a .tsv of the medians that benchmarks/plot_layer_strategies.sh plots.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -26,6 +31,7 @@ struct result {
     bool verified = false;
     double rel_l2 = 0;
     std::vector<double> gpu_us, wall_us;  // one per timed run, in the order they ran
+    std::vector<double> decode_gpu_us, decode_wall_us;  // the same with the position set before every run
 };
 
 template <vkfuse::strategy S>
@@ -62,6 +68,18 @@ result measure(vkfuse::context& ctx, int positions, int runs) {
         r.wall_us.push_back(t.wall_ns / 1000.0);
         spent_us += t.wall_ns / 1000.0;
     }
+    // a decode loop: a new position before every run, positions positions .. 255 and around again
+    spent_us = 0;
+    const auto limit = static_cast<int>(layer::max_positions);
+    for (int i = 0; i < runs && (i < 5 || spent_us < 20e6); ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        prog.set_index("pos", static_cast<std::uint32_t>(positions + i % (limit - positions)));
+        const auto t = prog.run();
+        const double wall = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+        r.decode_gpu_us.push_back(t.gpu_ns / 1000.0);
+        r.decode_wall_us.push_back(wall);
+        spent_us += wall;
+    }
     return r;
 }
 
@@ -77,19 +95,22 @@ int main(int argc, char** argv) try {
     cli.flags()
         .add_option("--positions", positions, "positions (tokens) each strategy is checked at against Eigen")
         ->type_name("N")
-        ->check(CLI::Range(1, 4096));
+        ->check(CLI::Range(1, static_cast<int>(layer::max_positions) - 1));
     if (const auto status = cli.parse(argc, argv)) return *status;
 
     vkfuse::context ctx;
     // The columns benchmarks/plot_layer_strategies.sh reads, by position.
-    harness::report report(cli, ctx, {"strategy", "dispatches", "wall_us", "gpu_us", "wall_min", "wall_max"});
+    harness::report report(cli, ctx,
+                           {"strategy", "dispatches", "wall_us", "gpu_us", "wall_min", "wall_max", "decode_wall_us",
+                            "decode_gpu_us"});
     std::printf("device: %s\nQwen2.5-0.5B decoder layer, %d positions checked per strategy\n",
                 ctx.device().summary().c_str(), positions);
     const std::vector<result> all = {measure<vkfuse::strategy::per_op>(ctx, positions, cli.runs()),
                                      measure<vkfuse::strategy::fused>(ctx, positions, cli.runs()),
                                      measure<vkfuse::strategy::single_dispatch>(ctx, positions, cli.runs())};
 
-    std::printf("%-16s %10s %14s %14s %10s\n", "strategy", "dispatches", "GPU us/layer", "wall us/layer", "rel L2");
+    std::printf("%-16s %10s %14s %14s %16s %16s %10s\n", "strategy", "dispatches", "GPU us/layer", "wall us/layer",
+                "decode GPU us", "decode wall us", "rel L2");
     bool ok = true;
     nlohmann::ordered_json results = nlohmann::ordered_json::array();
     report.tsv().note("median (and for wall clock min, max) microseconds per layer and token; " +
@@ -100,19 +121,28 @@ int main(int argc, char** argv) try {
                                      {"verified", r.verified},
                                      {"rel_l2", r.rel_l2}};
         if (!r.verified) {
-            std::printf("%-16s %10d %14s %14s  MISMATCH: no time\n", r.strategy.c_str(), r.dispatches, "-", "-");
+            std::printf("%-16s %10d %14s %14s %16s %16s  MISMATCH: no time\n", r.strategy.c_str(), r.dispatches, "-",
+                        "-", "-", "-");
             ok = false;
             results.push_back(entry);
             continue;
         }
         const harness::summary gpu = harness::summarize(r.gpu_us), wall = harness::summarize(r.wall_us);
-        std::printf("%-16s %10d %14.1f %14.1f %10.2g\n", r.strategy.c_str(), r.dispatches, gpu.median, wall.median,
-                    r.rel_l2);
+        const harness::summary decode_gpu = harness::summarize(r.decode_gpu_us),
+                               decode_wall = harness::summarize(r.decode_wall_us);
+        std::printf("%-16s %10d %14.1f %14.1f %16.1f %16.1f %10.2g\n", r.strategy.c_str(), r.dispatches, gpu.median,
+                    wall.median, decode_gpu.median, decode_wall.median, r.rel_l2);
         entry["gpu_us"] = gpu;
         entry["wall_us"] = wall;
-        entry["samples_us"] = {{"gpu", r.gpu_us}, {"wall", r.wall_us}};
+        entry["decode_gpu_us"] = decode_gpu;
+        entry["decode_wall_us"] = decode_wall;
+        entry["samples_us"] = {{"gpu", r.gpu_us},
+                               {"wall", r.wall_us},
+                               {"decode_gpu", r.decode_gpu_us},
+                               {"decode_wall", r.decode_wall_us}};
         results.push_back(entry);
-        report.tsv().row(r.strategy, r.dispatches, wall.median, gpu.median, wall.min, wall.max);
+        report.tsv().row(r.strategy, r.dispatches, wall.median, gpu.median, wall.min, wall.max, decode_wall.median,
+                         decode_gpu.median);
     }
 
     report.json()["layer"] = "Qwen2.5-0.5B: D 896, 14 query heads, 2 KV heads, head_dim 64, FFN 4864";

@@ -8,10 +8,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "decoder_layer.hpp"
 
@@ -61,10 +62,13 @@ bool run_strategy(vkfuse::context& ctx, int positions, int runs) {
 
 int main(int argc, char** argv) try {
     int positions = 6, runs = 20;
-    for (int i = 1; i + 1 < argc; ++i) {
-        if (std::strcmp(argv[i], "--positions") == 0) positions = std::max(1, std::atoi(argv[i + 1]));
-        if (std::strcmp(argv[i], "--runs") == 0) runs = std::max(1, std::atoi(argv[i + 1]));
-    }
+    CLI::App cli("A Qwen2.5-0.5B decoder layer planned three ways (per_op, fused, single_dispatch), each checked "
+                 "against Eigen position by position, then timed. VKFUSE_DEVICE picks the device.",
+                 "decoder_layer");
+    cli.add_option("--positions", positions, "positions checked (and timed) per strategy")
+        ->check(CLI::Range(1, static_cast<int>(layer::max_positions)));
+    cli.add_option("--runs", runs, "timed runs per position")->check(CLI::Range(1, 1000000));
+    CLI11_PARSE(cli, argc, argv);
     vkfuse::context ctx;
     std::printf("device: %s\n", ctx.device().summary().c_str());
     std::printf("Qwen2.5-0.5B decoder layer: D=%zu, %zu query heads, %zu KV heads, head_dim %zu, FFN %zu, cache %zu\n",

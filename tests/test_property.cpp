@@ -135,7 +135,7 @@ constexpr auto gen() {
         return leaf<S, N>();
     } else {
         using E = decltype(node<S, D, N>());
-        if constexpr (plan::tree_size<E> > tree_budget)
+        if constexpr (expr::tree_size<E> > tree_budget)
             return g<child(S, 1), D - 1, N>;  // already instantiated by node<S, D, N>
         else
             return E{};

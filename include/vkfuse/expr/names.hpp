@@ -15,53 +15,9 @@
 #include "../core/fixed_string.hpp"
 #include "../core/types.hpp"
 #include "node.hpp"
+#include "structure.hpp"
 
 namespace vkfuse::expr {
-
-template <class... T>
-struct type_list {};
-
-// The children of a node type, as a type_list (leaves and constants have none).
-template <class T>
-struct children {
-    using type = type_list<>;
-};
-template <op O, class A, class S>
-struct children<unary<O, A, S>> {
-    using type = type_list<A>;
-};
-template <op O, class A, class B, class S>
-struct children<binary<O, A, B, S>> {
-    using type = type_list<A, B>;
-};
-template <op O, class A>
-struct children<reduce<O, A>> {
-    using type = type_list<A>;
-};
-template <class W, class X>
-struct children<product<W, X>> {
-    using type = type_list<W, X>;
-};
-template <fixed_string Name, class A>
-struct children<named_value<Name, A>> {
-    using type = type_list<A>;
-};
-template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
-struct children<rotary<HD, Theta, MaxPos, X, Pos>> {
-    using type = type_list<X, Pos>;
-};
-template <class S, class X, class Pos>
-struct children<cache_write<S, X, Pos>> {
-    using type = type_list<S, X, Pos>;
-};
-template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
-struct children<decode_attention<H, KV, Q, K, V, Pos>> {
-    using type = type_list<Q, K, V, Pos>;
-};
-template <class E, class Token>
-struct children<row_lookup<E, Token>> {
-    using type = type_list<E, Token>;
-};
 
 namespace detail {
 
@@ -91,11 +47,8 @@ struct name_clash {
     leaf_key first, second;
 };
 
-template <class T>
-inline constexpr char identity = 0;  // its address stands for type T
-
 struct leaf_walk {
-    std::vector<const void*> seen;  // node types already walked
+    std::vector<std::uint64_t> seen;  // structural hashes of the node types already walked
     std::vector<leaf_key> leaves;
     name_clash clash;
 };
@@ -110,9 +63,11 @@ constexpr void walk_children(leaf_walk& w, type_list<C...>) {
 
 template <class E>
 constexpr void walk(leaf_walk& w) {
-    for (const void* s : w.seen)
-        if (s == &identity<E>) return;
-    w.seen.push_back(&identity<E>);
+    // Keyed by structural hash, not by address: GCC 12 refuses to compare two objects' addresses in constant
+    // evaluation when UBSan's null checks are on (-fno-delete-null-pointer-checks; GCC bug 71962).
+    for (const std::uint64_t s : w.seen)
+        if (s == structural_hash<E>) return;
+    w.seen.push_back(structural_hash<E>);
     if constexpr (is_placeholder_v<E>) {
         leaf_key k;
         for (std::size_t i = 0; i < E::name.size(); ++i) k.name[i] = E::name[i];

@@ -16,6 +16,7 @@
 #include "../core/fixed_string.hpp"
 #include "../core/types.hpp"
 #include "../expr/node.hpp"
+#include "../expr/structure.hpp"
 
 namespace vkfuse::plan {
 
@@ -164,29 +165,11 @@ constexpr node shaped(node n) {
 template <class T>
 struct lower_node;
 
-// Structural hashes of node types, computed once per type by the compiler (static members), so lowering can skip
-// a sub-expression it has lowered before. Without this, a stack of layers — each using its input several times —
-// would be walked once per path through it: exponentially often.
-constexpr std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h ^= h >> 31;
-    h *= 0xbf58476d1ce4e5b9ull;
-    return h ^ (h >> 29);
-}
-template <std::size_t N>
-constexpr std::uint64_t hash_name(const fixed_string<N>& s) {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (std::size_t i = 0; i < N; ++i) h = (h ^ static_cast<unsigned char>(s[i])) * 0x100000001b3ull;
-    return h;
-}
-
-// Tree sizes (saturating) measure how large an expression is written; lowering no longer depends on them.
-inline constexpr std::size_t max_graph_nodes = 4096;
-constexpr std::size_t saturate(std::size_t n) { return n > max_graph_nodes ? max_graph_nodes : n; }
-
+// The graph index of expression E, lowering it the first time: a node type met again (a stack of layers uses each
+// layer's output several times) is found by its structural hash instead of being walked again.
 template <class E, class G>
 constexpr int lower(G& g) {
-    constexpr std::uint64_t key = lower_node<E>::key;
+    constexpr std::uint64_t key = expr::structural_hash<E>;
     for (int i = 0; i < g.size; ++i)
         if (g.keys[i] == key) return i;
     const int i = lower_node<E>::apply(g);
@@ -194,18 +177,10 @@ constexpr int lower(G& g) {
     return i;
 }
 
-template <class E>
-inline constexpr std::size_t tree_size = lower_node<E>::tree_size;
-
 template <role R, fixed_string Name, class D, class S>
 struct lower_node<expr::placeholder<R, Name, D, S>> {
     static_assert(D::code != dtype_code::f16,
                   "vkfuse: f16 storage is designed in, but its code generation is not implemented yet; use f32");
-    static constexpr std::size_t tree_size = 1;
-    static constexpr std::uint64_t key =
-        mix(mix(mix(mix(hash_name(Name), static_cast<std::uint64_t>(R)), static_cast<std::uint64_t>(D::code)),
-                S::rows),
-            S::cols * 31 + S::rank);
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<S>({});
@@ -219,8 +194,6 @@ struct lower_node<expr::placeholder<R, Name, D, S>> {
 
 template <float V>
 struct lower_node<expr::constant<V>> {
-    static constexpr std::size_t tree_size = 1;
-    static constexpr std::uint64_t key = mix(0xc0ffeeull, std::bit_cast<std::uint32_t>(V));
     template <class G>
     static constexpr int apply(G& g) {
         node n;
@@ -232,8 +205,6 @@ struct lower_node<expr::constant<V>> {
 
 template <op O, class A, class S>
 struct lower_node<expr::unary<O, A, S>> {
-    static constexpr std::size_t tree_size = saturate(1 + lower_node<A>::tree_size);
-    static constexpr std::uint64_t key = mix(mix(0x1ull, static_cast<std::uint64_t>(O)), lower_node<A>::key);
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<S>({});
@@ -246,9 +217,6 @@ struct lower_node<expr::unary<O, A, S>> {
 
 template <op O, class A, class B, class S>
 struct lower_node<expr::binary<O, A, B, S>> {
-    static constexpr std::size_t tree_size = saturate(1 + lower_node<A>::tree_size + lower_node<B>::tree_size);
-    static constexpr std::uint64_t key =
-        mix(mix(mix(0x2ull, static_cast<std::uint64_t>(O)), lower_node<A>::key), lower_node<B>::key);
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<S>({});
@@ -262,8 +230,6 @@ struct lower_node<expr::binary<O, A, B, S>> {
 
 template <op O, class A>
 struct lower_node<expr::reduce<O, A>> {
-    static constexpr std::size_t tree_size = saturate(1 + lower_node<A>::tree_size);
-    static constexpr std::uint64_t key = mix(mix(0x3ull, static_cast<std::uint64_t>(O)), lower_node<A>::key);
     template <class G>
     static constexpr int apply(G& g) {
         node n;
@@ -277,8 +243,6 @@ struct lower_node<expr::reduce<O, A>> {
 
 template <class W, class X>
 struct lower_node<expr::product<W, X>> {
-    static constexpr std::size_t tree_size = saturate(1 + lower_node<W>::tree_size + lower_node<X>::tree_size);
-    static constexpr std::uint64_t key = mix(mix(0x4ull, lower_node<W>::key), lower_node<X>::key);
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<typename expr::product<W, X>::shape>({});
@@ -291,8 +255,6 @@ struct lower_node<expr::product<W, X>> {
 
 template <fixed_string Name, class A>
 struct lower_node<expr::named_value<Name, A>> {
-    static constexpr std::size_t tree_size = lower_node<A>::tree_size;
-    static constexpr std::uint64_t key = mix(mix(0x5ull, hash_name(Name)), lower_node<A>::key);
     template <class G>
     static constexpr int apply(G& g) {
         const int i = lower<A>(g);
@@ -338,10 +300,6 @@ constexpr node rope_table_leaf() {
 
 template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
 struct lower_node<expr::rotary<HD, Theta, MaxPos, X, Pos>> {
-    static constexpr std::size_t tree_size = saturate(2 + lower_node<X>::tree_size + lower_node<Pos>::tree_size);
-    static constexpr std::uint64_t key =
-        mix(mix(mix(mix(mix(0x6ull, HD), std::bit_cast<std::uint32_t>(Theta)), MaxPos), lower_node<X>::key),
-            lower_node<Pos>::key);
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<typename X::shape>({});
@@ -357,10 +315,6 @@ struct lower_node<expr::rotary<HD, Theta, MaxPos, X, Pos>> {
 
 template <class S, class X, class Pos>
 struct lower_node<expr::cache_write<S, X, Pos>> {
-    static constexpr std::size_t tree_size =
-        saturate(1 + lower_node<S>::tree_size + lower_node<X>::tree_size + lower_node<Pos>::tree_size);
-    static constexpr std::uint64_t key =
-        mix(mix(mix(0x7ull, lower_node<S>::key), lower_node<X>::key), lower_node<Pos>::key);
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<typename S::shape>({});
@@ -375,11 +329,6 @@ struct lower_node<expr::cache_write<S, X, Pos>> {
 template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
 struct lower_node<expr::decode_attention<H, KV, Q, K, V, Pos>> {
     using node_type = expr::decode_attention<H, KV, Q, K, V, Pos>;
-    static constexpr std::size_t tree_size = saturate(1 + lower_node<Q>::tree_size + lower_node<K>::tree_size +
-                                                      lower_node<V>::tree_size + lower_node<Pos>::tree_size);
-    static constexpr std::uint64_t key =
-        mix(mix(mix(mix(mix(mix(0x8ull, H), KV), lower_node<Q>::key), lower_node<K>::key), lower_node<V>::key),
-            lower_node<Pos>::key);
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<typename Q::shape>({});
@@ -397,8 +346,6 @@ struct lower_node<expr::decode_attention<H, KV, Q, K, V, Pos>> {
 
 template <class E, class Token>
 struct lower_node<expr::row_lookup<E, Token>> {
-    static constexpr std::size_t tree_size = saturate(1 + lower_node<E>::tree_size + lower_node<Token>::tree_size);
-    static constexpr std::uint64_t key = mix(mix(0x9ull, lower_node<E>::key), lower_node<Token>::key);
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<typename expr::row_lookup<E, Token>::shape>({});
@@ -423,7 +370,6 @@ constexpr void lower_assignment(auto& g) {
 // One argument of a program: `output = e`, or an effect (a cache append) lowered for its own sake.
 template <class T>
 struct entry_lowering {
-    static constexpr std::size_t tree_size = lower_node<T>::tree_size;
     template <class G>
     static constexpr void apply(G& g) {
         lower<T>(g);
@@ -431,7 +377,6 @@ struct entry_lowering {
 };
 template <class Out, class E>
 struct entry_lowering<expr::assignment<Out, E>> {
-    static constexpr std::size_t tree_size = lower_node<E>::tree_size;
     template <class G>
     static constexpr void apply(G& g) {
         lower_assignment<Out, E>(g);
@@ -443,7 +388,6 @@ struct program_lowering;
 
 template <class... Entries>
 struct program_lowering<expr::program<Entries...>> {
-    static constexpr std::size_t tree_size = saturate((std::size_t{0} + ... + entry_lowering<Entries>::tree_size));
     template <class G>
     static constexpr void apply(G& g) {
         (entry_lowering<Entries>::apply(g), ...);
