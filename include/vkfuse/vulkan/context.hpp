@@ -1,10 +1,12 @@
 // vkfuse/vulkan/context.hpp — one Vulkan device ready for compute: instance, chosen physical device, logical device,
-// one compute queue, transfer machinery and the in-memory SPIR-V cache.
+// one compute queue, transfer machinery, and the caches: SPIR-V in memory and on disk, and a pipeline cache saved to
+// disk (cache.hpp has the files).
 //
 // Every other vkfuse::vulkan object (buffer, kernel, sequence) refers to its context and must be destroyed before it.
 #pragma once
 
 #include "vkfuse/core/error.hpp"
+#include "vkfuse/vulkan/cache.hpp"
 #include "vkfuse/vulkan/detail/handle.hpp"
 #include "vkfuse/vulkan/detail/loader.hpp"
 #include "vkfuse/vulkan/detail/result.hpp"
@@ -20,8 +22,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <iterator>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,6 +48,10 @@ struct context_options {
     // An index ("0") or a case-insensitive part of a device name. Empty: the VKFUSE_DEVICE environment variable, and
     // if that is empty too, the first discrete GPU, else integrated, else virtual, else CPU device.
     std::string device;
+    // Where SPIR-V and the pipeline cache are kept between processes (cache.hpp). Unset: $VKFUSE_CACHE_DIR, else
+    // $XDG_CACHE_HOME/vkfuse, else $HOME/.cache/vkfuse. Empty, "0" or "off": no disk cache and no pipeline cache.
+    // The initialiser keeps GCC's -Wmissing-field-initializers quiet for designated initialisers that leave it out.
+    std::optional<std::string> cache_directory = std::nullopt;
 };
 
 struct device_info {
@@ -61,6 +70,7 @@ struct device_info {
     bool timestamps = false;  // the compute queue supports timestamps
     std::array<std::uint32_t, 3> max_workgroup_size{};
     std::array<std::uint32_t, 3> max_workgroup_count{};
+    std::array<std::uint8_t, VK_UUID_SIZE> pipeline_cache_uuid{};  // identifies the driver build's pipeline caches
 
     std::string summary() const;
 };
@@ -407,11 +417,21 @@ public:
     // Every device the loader reports, as "index: name (type)"; empty when there is no loader or driver.
     static std::vector<std::string> list_devices();
 
-    // GLSL -> SPIR-V through glslang, cached in memory by (preamble, source). The span stays valid as long as the
-    // context. Throws vkfuse::shader_error naming `label` and quoting the offending lines.
+    // GLSL -> SPIR-V through glslang, cached in memory and on disk by (compiler, target, preamble, source). The span
+    // stays valid as long as the context. Throws vkfuse::shader_error naming `label` and quoting the offending lines.
     std::span<const std::uint32_t> spirv(std::string_view glsl, std::string_view preamble = {},
                                          std::string_view label = {});
-    std::size_t spirv_cache_size() const;
+    std::size_t spirv_cache_size() const;  // shaders held in memory
+
+    // What the caches did so far, and where the disk cache is (cache.hpp).
+    cache_statistics cache_stats() const;
+    // The context's pipeline cache; VK_NULL_HANDLE when there is no disk cache.
+    VkPipelineCache vk_pipeline_cache() const noexcept { return *pipeline_cache_; }
+    // vkCreateComputePipelines through the pipeline cache, counting what the cache gained. `info.pNext` may be set.
+    VkPipeline create_compute_pipeline(VkComputePipelineCreateInfo info, std::string_view doing);
+    // Writes the pipeline cache to disk if pipelines were added since it was loaded or last saved; the destructor
+    // calls it. Returns whether a file was written; a failure is counted in cache_stats(), never thrown.
+    bool save_pipeline_cache();
 
     // ---- Raw access for the rest of the runtime and for users who need plain Vulkan --------------------------------
     VkInstance vk_instance() const noexcept { return *instance_.instance; }
@@ -448,6 +468,9 @@ private:
     void ensure_staging(VkDeviceSize bytes);
     template <class Record>
     void transfer(Record&& record, std::string_view doing);
+    void open_caches(const std::optional<std::string>& requested);
+    bool load_spirv(const std::string& key, std::vector<std::uint32_t>& words);
+    void store_spirv(const std::string& key, std::span<const std::uint32_t> words);
 
     // Declared first so that it outlives the instance: the layer reports during vkDestroyInstance as well.
     detail::message_log log_;
@@ -485,6 +508,20 @@ private:
     };
     mutable std::mutex spirv_mutex_;
     std::unordered_map<std::string, std::vector<std::uint32_t>, key_hash> spirv_cache_;
+
+    // The disk cache; set only once its directories exist.
+    std::optional<std::filesystem::path> cache_root_;
+    std::string compiler_identity_;  // part of every SPIR-V key
+    mutable std::mutex cache_mutex_;  // guards cache_stats_ and the pipeline cache bookkeeping below
+    cache_statistics cache_stats_;
+    std::filesystem::path pipeline_file_;
+    // Declared after device_, so destroyed before it. Internally synchronised (created without
+    // VK_PIPELINE_CACHE_CREATE_EXTERNALLY_SYNCHRONIZED_BIT): kernels may be built on several threads at once.
+    detail::device_child<VkPipelineCache> pipeline_cache_;
+    std::size_t pipelines_since_save_ = 0;  // created and not reported as cache hits
+    std::uint64_t saved_data_hash_ = 0;     // of the data loaded or last written, to skip rewriting the same bytes
+    std::size_t saved_data_size_ = 0;
+    std::mutex save_mutex_;  // one save at a time
 };
 
 // Large transfers go through the staging buffer in pieces of this size, so that staging never doubles the memory
@@ -518,11 +555,17 @@ inline context::context(context_options options) {
     select_device(requested, from_environment, devices);
     read_device_info();
     create_device();
+    open_caches(options.cache_directory);
 }
 
 inline context::~context() {
     // Objects still executing on the queue must not lose their memory under them.
     if (device_ && fn_.vkDeviceWaitIdle) fn_.vkDeviceWaitIdle(*device_);
+    // A cache that cannot be saved costs the next start time, nothing more; a destructor must not throw for it.
+    try {
+        save_pipeline_cache();
+    } catch (...) {
+    }
 }
 
 inline std::vector<std::string> context::take_validation_messages() {
@@ -649,6 +692,7 @@ inline void context::read_device_info() {
     info_.max_allocation_bytes = maintenance3.maxMemoryAllocationSize;
     info_.max_push_constant_bytes = limits.maxPushConstantsSize;
     info_.timestamp_period_ns = limits.timestampPeriod;
+    std::copy(std::begin(base.pipelineCacheUUID), std::end(base.pipelineCacheUUID), info_.pipeline_cache_uuid.begin());
     for (int i = 0; i < 3; ++i) {
         info_.max_workgroup_size[static_cast<std::size_t>(i)] = limits.maxComputeWorkGroupSize[i];
         info_.max_workgroup_count[static_cast<std::size_t>(i)] = limits.maxComputeWorkGroupCount[i];
@@ -744,21 +788,125 @@ inline void context::create_device() {
     transfer_fence_ = {device, fence, fn_.vkDestroyFence};
 }
 
-// ---- SPIR-V cache ---------------------------------------------------------------------------------------------------
+// ---- Caches ---------------------------------------------------------------------------------------------------------
+
+inline void context::open_caches(const std::optional<std::string>& requested) {
+    compiler_identity_ = compiler_identity();
+    detail::cache_location location = detail::locate_cache(requested);
+    if (location.directory) {
+        std::error_code error;
+        // Absolute, so that a later change of the working directory cannot move the cache.
+        std::filesystem::path root = std::filesystem::absolute(*location.directory, error);
+        if (error) root = *location.directory;
+        location.disabled_because = detail::prepare_cache_directory(root);
+        if (location.disabled_because.empty()) cache_root_ = root;
+    }
+    cache_stats_.directory = cache_root_ ? cache_root_->string() : std::string();
+    cache_stats_.disabled_because = location.disabled_because;
+    if (!cache_root_) return;
+
+    pipeline_file_ = *cache_root_ / "pipelines" /
+                     detail::pipeline_file_name(info_.vendor_id, info_.device_id, info_.driver_version,
+                                                info_.pipeline_cache_uuid);
+    std::vector<std::byte> initial;
+    if (const auto file = detail::read_cache_file(pipeline_file_, detail::pipeline_file_max_bytes)) {
+        std::string why;
+        if (auto data = detail::decode_pipeline_file(*file, info_.vendor_id, info_.device_id,
+                                                     info_.pipeline_cache_uuid, why))
+            initial = std::move(*data);
+        else {
+            cache_stats_.pipeline_cache_file_rejected = true;
+            cache_stats_.last_problem = pipeline_file_.string() + " ignored: " + why;
+        }
+    }
+
+    const VkDevice device = *device_;
+    const auto create = [&](std::span<const std::byte> data) {
+        VkPipelineCacheCreateInfo info{};
+        info.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO;
+        info.initialDataSize = data.size();
+        info.pInitialData = data.empty() ? nullptr : data.data();
+        VkPipelineCache cache = VK_NULL_HANDLE;
+        const VkResult result = fn_.vkCreatePipelineCache(device, &info, nullptr, &cache);
+        return result == VK_SUCCESS ? cache : VK_NULL_HANDLE;
+    };
+    VkPipelineCache cache = create(initial);
+    if (!cache && !initial.empty()) {
+        cache_stats_.last_problem = pipeline_file_.string() + " ignored: the driver refused it as initial data";
+        cache_stats_.pipeline_cache_file_rejected = true;
+        initial.clear();
+        cache = create(initial);
+    }
+    if (!cache) {
+        // Pipelines are still built, only not kept: not worth failing the context for.
+        cache_stats_.last_problem = "vkCreatePipelineCache failed; pipelines are not cached";
+        return;
+    }
+    pipeline_cache_ = {device, cache, fn_.vkDestroyPipelineCache};
+    cache_stats_.pipeline_cache_bytes_loaded = initial.size();
+    saved_data_hash_ = detail::fnv1a_bytes(initial);
+    saved_data_size_ = initial.size();
+}
+
+inline cache_statistics context::cache_stats() const {
+    std::lock_guard lock(cache_mutex_);
+    return cache_stats_;
+}
+
+inline bool context::load_spirv(const std::string& key, std::vector<std::uint32_t>& words) {
+    if (!cache_root_) return false;
+    const std::filesystem::path path = *cache_root_ / "spirv" / detail::spirv_file_name(key);
+    const auto file = detail::read_cache_file(path, detail::spirv_file_max_bytes);
+    if (!file) return false;
+    std::string why;
+    auto decoded = detail::decode_spirv_file(*file, key, why);
+    std::lock_guard lock(cache_mutex_);
+    if (!decoded) {
+        ++cache_stats_.spirv_files_rejected;
+        cache_stats_.last_problem = path.string() + " ignored: " + why;
+        return false;
+    }
+    words = std::move(*decoded);
+    ++cache_stats_.spirv_from_disk;
+    return true;
+}
+
+inline void context::store_spirv(const std::string& key, std::span<const std::uint32_t> words) {
+    if (!cache_root_) return;
+    const std::filesystem::path path = *cache_root_ / "spirv" / detail::spirv_file_name(key);
+    std::string problem = detail::write_cache_file(path, detail::encode_spirv_file(key, words));
+    std::lock_guard lock(cache_mutex_);
+    if (!problem.empty()) {
+        ++cache_stats_.write_failures;
+        cache_stats_.last_problem = std::move(problem);
+    } else {
+        ++cache_stats_.spirv_files_written;
+    }
+}
 
 inline std::span<const std::uint32_t> context::spirv(std::string_view glsl, std::string_view preamble,
                                                      std::string_view label) {
-    // The length prefix keeps ("ab", "c") and ("a", "bc") apart.
-    std::string key = std::to_string(preamble.size());
-    key += ':';
-    key += preamble;
-    key += glsl;
+    std::string key =
+        detail::spirv_cache_key(compiler_identity_, detail::glslang_target_for(spirv_api_version_).text, preamble, glsl);
     {
         std::lock_guard lock(spirv_mutex_);
-        if (auto found = spirv_cache_.find(key); found != spirv_cache_.end()) return found->second;
+        if (auto found = spirv_cache_.find(key); found != spirv_cache_.end()) {
+            std::lock_guard stats_lock(cache_mutex_);
+            ++cache_stats_.spirv_from_memory;
+            return found->second;
+        }
     }
-    // Compiled without the lock so that threads compiling different kernels do not wait for each other.
-    std::vector<std::uint32_t> words = compile_glsl(glsl, preamble, label, spirv_api_version_);
+    // Read or compiled without the lock, so that threads working on different kernels do not wait for each other.
+    // Two threads missing the same shader at once both do the work; the first to insert wins, the files are equal.
+    std::vector<std::uint32_t> words;
+    if (!load_spirv(key, words)) {
+        words = compile_glsl(glsl, preamble, label, spirv_api_version_);
+        {
+            std::lock_guard stats_lock(cache_mutex_);
+            ++cache_stats_.spirv_compiled;
+        }
+        store_spirv(key, words);
+    }
     std::lock_guard lock(spirv_mutex_);
     return spirv_cache_.emplace(std::move(key), std::move(words)).first->second;
 }
@@ -766,6 +914,79 @@ inline std::span<const std::uint32_t> context::spirv(std::string_view glsl, std:
 inline std::size_t context::spirv_cache_size() const {
     std::lock_guard lock(spirv_mutex_);
     return spirv_cache_.size();
+}
+
+inline VkPipeline context::create_compute_pipeline(VkComputePipelineCreateInfo info, std::string_view doing) {
+    // Creation feedback (core in 1.3) tells whether the pipeline came from the cache, so that a run that only found
+    // what it loaded does not rewrite the file.
+    VkPipelineCreationFeedback pipeline_feedback{}, stage_feedback{};
+    VkPipelineCreationFeedbackCreateInfo feedback{};
+    if (pipeline_cache_ && api_version_ >= VK_API_VERSION_1_3) {
+        feedback.sType = VK_STRUCTURE_TYPE_PIPELINE_CREATION_FEEDBACK_CREATE_INFO;
+        feedback.pNext = info.pNext;
+        feedback.pPipelineCreationFeedback = &pipeline_feedback;
+        feedback.pipelineStageCreationFeedbackCount = 1;
+        feedback.pPipelineStageCreationFeedbacks = &stage_feedback;
+        info.pNext = &feedback;
+    }
+    VkPipeline pipeline = VK_NULL_HANDLE;
+    detail::check(fn_.vkCreateComputePipelines(*device_, *pipeline_cache_, 1, &info, nullptr, &pipeline),
+                  "vkCreateComputePipelines", doing);
+    const bool hit = (pipeline_feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT) &&
+                     (pipeline_feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT);
+    std::lock_guard lock(cache_mutex_);
+    ++cache_stats_.pipelines_created;
+    if (hit)
+        ++cache_stats_.pipeline_cache_hits;
+    else
+        ++pipelines_since_save_;
+    return pipeline;
+}
+
+inline bool context::save_pipeline_cache() {
+    if (!pipeline_cache_) return false;
+    std::lock_guard save_lock(save_mutex_);
+    std::size_t added = 0;
+    {
+        std::lock_guard lock(cache_mutex_);
+        added = pipelines_since_save_;
+    }
+    if (added == 0) return false;
+
+    // The cache may grow between the size query and the copy while other threads build pipelines; ask again then.
+    const VkDevice device = *device_;
+    std::vector<std::byte> data;
+    VkResult result = VK_INCOMPLETE;
+    for (int attempt = 0; attempt < 4 && result == VK_INCOMPLETE; ++attempt) {
+        std::size_t size = 0;
+        result = fn_.vkGetPipelineCacheData(device, *pipeline_cache_, &size, nullptr);
+        if (result != VK_SUCCESS) break;
+        data.resize(size);
+        result = fn_.vkGetPipelineCacheData(device, *pipeline_cache_, &size, data.data());
+        data.resize(size);
+    }
+    std::string problem;
+    if (result != VK_SUCCESS)
+        problem = "vkGetPipelineCacheData failed with " + detail::result_string(result);
+    else  // checked like a file read back, so that vkfuse never writes a file it would refuse
+        problem = detail::check_pipeline_cache_header(data, info_.vendor_id, info_.device_id, info_.pipeline_cache_uuid);
+    const std::uint64_t hash = detail::fnv1a_bytes(data);
+    const bool unchanged = problem.empty() && hash == saved_data_hash_ && data.size() == saved_data_size_;
+    if (problem.empty() && !unchanged)
+        problem = detail::write_cache_file(pipeline_file_, detail::encode_pipeline_file(data));
+
+    std::lock_guard lock(cache_mutex_);
+    pipelines_since_save_ -= std::min(pipelines_since_save_, added);
+    if (unchanged) return false;
+    if (!problem.empty()) {
+        ++cache_stats_.write_failures;
+        cache_stats_.last_problem = "the pipeline cache was not saved: " + problem;
+        return false;
+    }
+    saved_data_hash_ = hash;
+    saved_data_size_ = data.size();
+    cache_stats_.pipeline_cache_bytes_saved = data.size();
+    return true;
 }
 
 // ---- Memory ---------------------------------------------------------------------------------------------------------

@@ -159,10 +159,8 @@ inline kernel::kernel(context& ctx, const kernel_spec& spec)
     pipeline_info.stage.pName = "main";
     pipeline_info.stage.pSpecializationInfo = &specialization;
     pipeline_info.layout = pipeline_layout;
-    VkPipeline pipeline = VK_NULL_HANDLE;
-    detail::check(fn.vkCreateComputePipelines(device, VK_NULL_HANDLE, 1, &pipeline_info, nullptr, &pipeline),
-                  "vkCreateComputePipelines", doing);
-    pipeline_ = {device, pipeline, fn.vkDestroyPipeline};
+    // Through the context's pipeline cache, which keeps the driver's compiled code for the next process.
+    pipeline_ = {device, ctx.create_compute_pipeline(pipeline_info, doing), fn.vkDestroyPipeline};
 }
 
 } // namespace vkfuse::vulkan

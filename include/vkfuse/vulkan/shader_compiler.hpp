@@ -9,6 +9,9 @@
 #include <glslang/Public/ResourceLimits.h>
 #include <glslang/Public/ShaderLang.h>
 #include <glslang/SPIRV/GlslangToSpv.h>
+#if __has_include(<glslang/build_info.h>)
+#    include <glslang/build_info.h>  // GLSLANG_VERSION_*; older glslang packages do not install it
+#endif
 
 #include <algorithm>
 #include <charconv>
@@ -129,6 +132,21 @@ inline std::string glsl_error_report(std::string_view stage, std::string_view lo
 // glslang
 // ---------------------------------------------------------------------------------------------------------------------
 
+// What glslang is told to produce for a Vulkan API version (VK_MAKE_API_VERSION style).
+struct glslang_target {
+    glslang::EShTargetClientVersion client = glslang::EShTargetVulkan_1_1;
+    glslang::EShTargetLanguageVersion spirv = glslang::EShTargetSpv_1_3;
+    std::string_view text = "Vulkan 1.1, SPIR-V 1.3";
+};
+
+inline glslang_target glslang_target_for(std::uint32_t vulkan_api_version) noexcept {
+    const std::uint32_t major = (vulkan_api_version >> 22) & 0x7fu;
+    const std::uint32_t minor = (vulkan_api_version >> 12) & 0x3ffu;
+    if (major > 1 || minor >= 3) return {glslang::EShTargetVulkan_1_3, glslang::EShTargetSpv_1_6, "Vulkan 1.3, SPIR-V 1.6"};
+    if (minor == 2) return {glslang::EShTargetVulkan_1_2, glslang::EShTargetSpv_1_5, "Vulkan 1.2, SPIR-V 1.5"};
+    return {};
+}
+
 // glslang keeps process-wide tables; it is initialised once and never finalised, so that contexts destroyed during
 // static destruction cannot race a finaliser.
 inline void ensure_glslang_initialized() {
@@ -142,6 +160,22 @@ inline void ensure_glslang_initialized() {
 // compile_glsl
 // ---------------------------------------------------------------------------------------------------------------------
 
+// Everything besides the GLSL, the preamble and the target that decides which SPIR-V compile_glsl produces: the
+// glslang it was built with and the fixed settings below. The disk cache keys on it (see cache.hpp), so change the
+// settings text together with any setting in compile_glsl, or old cache files would be taken for new output.
+inline std::string compiler_identity() {
+    std::string identity = "glslang";
+#if defined(GLSLANG_VERSION_MAJOR)
+    identity += " " + std::to_string(GLSLANG_VERSION_MAJOR) + "." + std::to_string(GLSLANG_VERSION_MINOR) + "." +
+                std::to_string(GLSLANG_VERSION_PATCH) + GLSLANG_VERSION_FLAVOR;
+#else
+    identity += " (version unknown at build time)";
+#endif
+    identity += ", SPIR-V generator " + std::to_string(glslang::GetSpirvGeneratorVersion());
+    identity += "; GLSL 450, Vulkan rules, default resource limits, spirv-opt off";
+    return identity;
+}
+
 // Compiles one GLSL compute shader for the Vulkan API version `vulkan_api_version` (VK_MAKE_API_VERSION style; 1.1
 // gives SPIR-V 1.3, 1.2 gives 1.5, 1.3 and later give 1.6). `preamble` is inserted after the #version line, e.g.
 // "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n". Throws vkfuse::shader_error naming `label` and quoting the offending lines.
@@ -150,17 +184,7 @@ inline std::vector<std::uint32_t> compile_glsl(std::string_view glsl, std::strin
                                                std::uint32_t vulkan_api_version = (1u << 22) | (1u << 12)) {
     detail::ensure_glslang_initialized();
 
-    const std::uint32_t major = (vulkan_api_version >> 22) & 0x7fu;
-    const std::uint32_t minor = (vulkan_api_version >> 12) & 0x3ffu;
-    auto client = glslang::EShTargetVulkan_1_1;
-    auto target = glslang::EShTargetSpv_1_3;
-    if (major > 1 || minor >= 3) {
-        client = glslang::EShTargetVulkan_1_3;
-        target = glslang::EShTargetSpv_1_6;
-    } else if (minor == 2) {
-        client = glslang::EShTargetVulkan_1_2;
-        target = glslang::EShTargetSpv_1_5;
-    }
+    const detail::glslang_target target = detail::glslang_target_for(vulkan_api_version);
 
     // glslang reads C strings; string_views need not be terminated.
     const std::string source(glsl);
@@ -172,8 +196,8 @@ inline std::vector<std::uint32_t> compile_glsl(std::string_view glsl, std::strin
     shader.setStringsWithLengths(&source_ptr, &source_length, 1);
     if (!preamble_text.empty()) shader.setPreamble(preamble_text.c_str());
     shader.setEnvInput(glslang::EShSourceGlsl, EShLangCompute, glslang::EShClientVulkan, 100);
-    shader.setEnvClient(glslang::EShClientVulkan, client);
-    shader.setEnvTarget(glslang::EShTargetSpv, target);
+    shader.setEnvClient(glslang::EShClientVulkan, target.client);
+    shader.setEnvTarget(glslang::EShTargetSpv, target.spirv);
     const auto messages = static_cast<EShMessages>(EShMsgSpvRules | EShMsgVulkanRules);
     if (!shader.parse(GetDefaultResources(), 450, false, messages))
         throw shader_error(detail::glsl_error_report("compilation", shader.getInfoLog(), glsl, preamble, label));

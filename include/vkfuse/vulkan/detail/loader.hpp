@@ -136,6 +136,9 @@ inline const loader_library& vulkan_loader() {
     X(vkCreatePipelineLayout)                                                                                          \
     X(vkDestroyPipelineLayout)                                                                                         \
     X(vkCreateComputePipelines)                                                                                        \
+    X(vkCreatePipelineCache)                                                                                           \
+    X(vkDestroyPipelineCache)                                                                                          \
+    X(vkGetPipelineCacheData)                                                                                          \
     X(vkDestroyPipeline)                                                                                               \
     X(vkCreateDescriptorPool)                                                                                          \
     X(vkDestroyDescriptorPool)                                                                                         \
