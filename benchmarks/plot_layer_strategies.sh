@@ -4,8 +4,8 @@
 #
 #     bash benchmarks/plot_layer_strategies.sh [RESULT.tsv ...]   (default: every benchmarks/results/layer_strategies-*.tsv)
 #
-# One point per strategy, wall clock and GPU timestamps (medians), the wall-clock range as an error bar. The PNG goes
-# next to the .tsv. Needs gnuplot (Debian/Ubuntu: sudo apt-get install gnuplot-nox).
+# One point per strategy, wall clock and GPU timestamps (medians), the wall-clock range as an error bar, and the wall
+# clock of a decode loop (set_index before every run; from files that have that column). The PNG goes next to the .tsv. Needs gnuplot (Debian/Ubuntu: sudo apt-get install gnuplot-nox).
 set -euo pipefail
 if ! command -v gnuplot >/dev/null 2>&1; then
     echo "plot_layer_strategies.sh: gnuplot is not installed. Install it with:" >&2
@@ -33,6 +33,7 @@ set key top left
 set grid
 plot "$tsv" using 2:3:5:6 with yerrorbars pt 7 ps 1.4 lc rgb "#1f77b4" title "wall clock (min-max)", \
      "$tsv" using 2:4 with points pt 9 ps 1.6 lc rgb "#d62728" title "GPU timestamps", \
+     "$tsv" using 2:7 with points pt 5 ps 1.2 lc rgb "#2ca02c" title "wall clock, a new position every run (decode loop)", \
      "$tsv" using 2:3:1 with labels offset 2,0.8 left notitle
 GNUPLOT
     echo "plot_layer_strategies.sh: wrote $png"
