@@ -12,9 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-
 #include "decoder_layer.hpp"
+#include "flags.hpp"
 
 namespace {
 
@@ -62,13 +61,17 @@ bool run_strategy(vkfuse::context& ctx, int positions, int runs) {
 
 int main(int argc, char** argv) try {
     int positions = 6, runs = 20;
-    CLI::App cli("A Qwen2.5-0.5B decoder layer planned three ways (per_op, fused, single_dispatch), each checked "
-                 "against Eigen position by position, then timed. VKFUSE_DEVICE picks the device.",
-                 "decoder_layer");
-    cli.add_option("--positions", positions, "positions checked (and timed) per strategy")
-        ->check(CLI::Range(1, static_cast<int>(layer::max_positions)));
-    cli.add_option("--runs", runs, "timed runs per position")->check(CLI::Range(1, 1000000));
-    CLI11_PARSE(cli, argc, argv);
+    examples::flags cli("decoder_layer",
+                        "A Qwen2.5-0.5B decoder layer planned three ways (per_op, fused, single_dispatch), each "
+                        "checked against Eigen position by position, then timed. VKFUSE_DEVICE picks the device.");
+    cli.add("--positions", positions, "positions checked (and timed) per strategy");
+    cli.add("--runs", runs, "timed runs per position");
+    if (const auto status = cli.parse(argc, argv)) return *status;
+    if (positions > static_cast<int>(layer::max_positions)) {
+        std::fprintf(stderr, "decoder_layer: --positions %d is more than the layer's cache of %zu positions\n",
+                     positions, layer::max_positions);
+        return 2;
+    }
     vkfuse::context ctx;
     std::printf("device: %s\n", ctx.device().summary().c_str());
     std::printf("Qwen2.5-0.5B decoder layer: D=%zu, %zu query heads, %zu KV heads, head_dim %zu, FFN %zu, cache %zu\n",

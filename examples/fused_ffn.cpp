@@ -7,22 +7,21 @@
 #include <exception>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-
+#include "flags.hpp"
 #include "fused_ffn.hpp"
 
 int main(int argc, char** argv) try {
     namespace ex = examples::fused_ffn;
     int runs = 50;
     vkfuse::program_options options;
-    CLI::App cli("The demo: Qwen2.5-0.5B's feed-forward block fused into two dispatches, checked against Eigen, timed. "
-                 "VKFUSE_DEVICE (an index or part of a name) picks the device.",
-                 "fused_ffn");
-    cli.add_option("--runs", runs, "timed runs")->check(CLI::Range(1, 1000000));
-    cli.add_option("--lanes", options.lanes, "invocations per matvec row, every kernel (a power of two; 0: chosen)");
-    cli.add_option("--matvec-threads", options.matvec_threads,
-                   "invocations in flight a matvec kernel's rows are widened to (GPUs)");
-    CLI11_PARSE(cli, argc, argv);
+    examples::flags cli("fused_ffn",
+                        "The demo: Qwen2.5-0.5B's feed-forward block fused into two dispatches, checked against Eigen, "
+                        "timed. VKFUSE_DEVICE (an index or part of a name) picks the device.");
+    cli.add("--runs", runs, "timed runs");
+    cli.add("--lanes", options.lanes, "invocations per matvec row, every kernel (a power of two; 0: chosen)");
+    cli.add("--matvec-threads", options.matvec_threads,
+            "invocations in flight a matvec kernel's rows widen to (GPUs)");
+    if (const auto status = cli.parse(argc, argv)) return *status;
 
     vkfuse::context ctx;
     std::printf("device:      %s\n", ctx.device().summary().c_str());

@@ -30,4 +30,5 @@
 #include "reference/eval.hpp"    // the Eigen evaluator
 #include "reference/verify.hpp"  // vkfuse::verify: device against Eigen on random data
 
-#include "checkpoint/safetensors.hpp"  // model weights: safetensors files and sharded checkpoints, validated, mapped
+// Not included here: vkfuse/checkpoint/safetensors.hpp (model files; it brings nlohmann-json, about 2.5 s of compile
+// time for every translation unit). Include it where checkpoints are read.
