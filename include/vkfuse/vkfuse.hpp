@@ -13,6 +13,10 @@
 #include "core/text.hpp"          // compile-time text: count, then write
 #include "core/types.hpp"         // f32, f16, shape<...>
 
+#include "formats/half.hpp"     // f16 and bf16 storage: exact widening, round-to-nearest-even narrowing
+#include "formats/blocks.hpp"   // q8_0 and q4_0 blocks, byte for byte GGUF's
+#include "formats/convert.hpp"  // whole tensors from one format to another, threaded; what each format costs
+
 #include "expr/node.hpp"  // input, weight, param, c<v>: the leaves; the node types
 #include "expr/operators.hpp"  // + - * /, matvec, exp ... gelu, sum/mean/reduce_max, output
 
