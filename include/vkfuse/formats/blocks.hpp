@@ -83,9 +83,9 @@ constexpr std::uint32_t largest_magnitude_bits(const float* x) {
 
 inline constexpr std::uint32_t f32_infinity_bits = 0x7f800000u;
 
-// 1/d as the reference takes it, 0 for d = 0. When |d| < about 2^-128, 1/d overflows to infinity and the reference goes on
-// to convert infinities and NaNs to integers, which C leaves undefined (x86 and ARM disagree). Such a block's f16
-// scale is 0 whatever its levels, so its weights dequantise to 0 either way; it is quantised here exactly like an
+// 1/d as the reference takes it, 0 for d = 0. When |d| < about 2^-128, 1/d overflows to infinity and the reference
+// goes on to convert infinities and NaNs to integers, which C leaves undefined (x86 and ARM disagree). Such a block's
+// f16 scale is 0 whatever its levels, so its weights dequantise to 0 either way; it is quantised here exactly like an
 // all-zero block (reciprocal 0).
 constexpr float reciprocal_scale(float d) {
     if (d == 0.0f) return 0.0f;
