@@ -18,7 +18,13 @@ namespace vkfuse_test {
 
 // The context of this test process: lavapipe here, validation layer on.
 inline vkfuse::context& context() {
-    static vkfuse::context ctx(vkfuse::context_options{.validation = true, .device = {}});
+    // Disk caches inside the build tree (tests/CMakeLists.txt defines the folder), not in the user's home.
+    static vkfuse::context ctx(vkfuse::context_options{.validation = true,
+                                                       .device = {},
+#ifdef VKFUSE_TEST_CACHE_DIR
+                                                       .cache_directory = std::string(VKFUSE_TEST_CACHE_DIR)
+#endif
+    });
     return ctx;
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include "../core/error.hpp"
+#include "../formats/half.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -138,32 +139,10 @@ inline constexpr std::uint64_t max_header_bytes = 100'000'000;
 // ---------------------------------------------------------------------------------------------------------------------
 // Conversion to f32
 
-// Exact: every f16 value, subnormals included, is an f32 value. Written without branches on the value so that a loop
-// of it vectorises; NaN payloads (and their quiet bit) are kept.
-constexpr float f16_to_f32(std::uint16_t h) noexcept {
-    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
-    const std::uint32_t exponent = h & 0x7c00u;
-    const std::uint32_t mantissa = h & 0x03ffu;
-    // Normal: rebias the exponent from 15 to 127 and widen the mantissa from 10 to 23 bits.
-    const std::uint32_t normal = (static_cast<std::uint32_t>(h & 0x7fffu) << 13) + ((127u - 15u) << 23);
-    // Infinity and NaN: all-ones exponent, the mantissa (NaN payload) kept.
-    const std::uint32_t special = 0x7f800000u | (mantissa << 13);
-    // Zero and subnormals: the value is mantissa * 2^-24, which f32 holds exactly as a normal number, so an
-    // int-to-float conversion and a multiplication by a power of two compute it exactly (in any rounding or
-    // flush-to-zero mode).
-    const std::uint32_t small =
-        std::bit_cast<std::uint32_t>(static_cast<float>(static_cast<std::int32_t>(mantissa)) * 0x1p-24f);
-    // Selected with masks, not branches or ?:, which GCC 12 leaves as control flow that stops vectorisation.
-    const std::uint32_t is_small = 0u - static_cast<std::uint32_t>(exponent == 0);
-    const std::uint32_t is_special = 0u - static_cast<std::uint32_t>(exponent == 0x7c00u);
-    const std::uint32_t magnitude = (small & is_small) | (special & is_special) | (normal & ~(is_small | is_special));
-    return std::bit_cast<float>(sign | magnitude);
-}
-
-// Exact: bf16 is the upper half of an f32.
-constexpr float bf16_to_f32(std::uint16_t b) noexcept {
-    return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
-}
+// f16 and bf16 to f32, exactly: the library's one definition (vkfuse/formats/half.hpp), so a checkpoint's bits mean
+// the same here as on the GPU and in the reference. (An f16 signalling NaN comes out quiet, as F16C and ggml do.)
+constexpr float f16_to_f32(std::uint16_t h) noexcept { return formats::to_f32(formats::f16_bits{h}); }
+constexpr float bf16_to_f32(std::uint16_t b) noexcept { return formats::to_f32(formats::bf16_bits{b}); }
 
 namespace detail {
 
