@@ -21,30 +21,33 @@ namespace examples::decoder_layer {
 
 using namespace vkfuse;
 
+// `Weights`: how the weight matrices are stored (f32, f16, bf16, q8_0, q4_0); norms and biases are stored as f32 under
+// a block format, else as the matrices are. `Cache`: how the KV caches are stored (f32 or f16).
 template <std::size_t D, std::size_t H, std::size_t KV, std::size_t HeadDim, std::size_t F, std::size_t MaxSeq,
-          float Theta, float Eps>
+          float Theta, float Eps, class Weights = f32, class Cache = f32>
 struct decoder {
+    using vectors = std::conditional_t<is_block_format(Weights::code), f32, Weights>;
     static constexpr std::size_t hidden = D, heads = H, kv_heads = KV, head_dim = HeadDim, ffn = F,
                                  max_positions = MaxSeq;
 
     static constexpr input<"x", D> x{};
     static constexpr uint_param<"pos"> pos{};
 
-    static constexpr weight<"attn_norm", D> attn_norm{};
-    static constexpr weight<"wq", H * HeadDim, D> wq{};
-    static constexpr weight<"bq", H * HeadDim> bq{};
-    static constexpr weight<"wk", KV * HeadDim, D> wk{};
-    static constexpr weight<"bk", KV * HeadDim> bk{};
-    static constexpr weight<"wv", KV * HeadDim, D> wv{};
-    static constexpr weight<"bv", KV * HeadDim> bv{};
-    static constexpr weight<"wo", D, H * HeadDim> wo{};
-    static constexpr weight<"ffn_norm", D> ffn_norm{};
-    static constexpr weight<"w_gate", F, D> w_gate{};
-    static constexpr weight<"w_up", F, D> w_up{};
-    static constexpr weight<"w_down", D, F> w_down{};
+    static constexpr weight_of<"attn_norm", vectors, D> attn_norm{};
+    static constexpr weight_of<"wq", Weights, H * HeadDim, D> wq{};
+    static constexpr weight_of<"bq", vectors, H * HeadDim> bq{};
+    static constexpr weight_of<"wk", Weights, KV * HeadDim, D> wk{};
+    static constexpr weight_of<"bk", vectors, KV * HeadDim> bk{};
+    static constexpr weight_of<"wv", Weights, KV * HeadDim, D> wv{};
+    static constexpr weight_of<"bv", vectors, KV * HeadDim> bv{};
+    static constexpr weight_of<"wo", Weights, D, H * HeadDim> wo{};
+    static constexpr weight_of<"ffn_norm", vectors, D> ffn_norm{};
+    static constexpr weight_of<"w_gate", Weights, F, D> w_gate{};
+    static constexpr weight_of<"w_up", Weights, F, D> w_up{};
+    static constexpr weight_of<"w_down", Weights, D, F> w_down{};
 
-    static constexpr state<"k_cache", MaxSeq, KV * HeadDim> k_cache{};
-    static constexpr state<"v_cache", MaxSeq, KV * HeadDim> v_cache{};
+    static constexpr state_of<"k_cache", Cache, MaxSeq, KV * HeadDim> k_cache{};
+    static constexpr state_of<"v_cache", Cache, MaxSeq, KV * HeadDim> v_cache{};
     static constexpr output<"y", D> y{};
 
     static constexpr auto n1 = rmsnorm<Eps>(x, attn_norm);

@@ -2,5 +2,5 @@
 #include <vkfuse/vkfuse.hpp>
 using namespace vkfuse;
 constexpr input<"a", 896> a;
-constexpr input_of<"b", f16, 896> b;
-constexpr auto bad = a * b;
+constexpr uint_param<"pos"> pos;  // a u32 index is not a value arithmetic takes
+constexpr auto bad = a + pos;

@@ -1,6 +1,6 @@
 // expect: vkfuse matvec \(W \* x\): the matrix and the vector have different dtypes
 #include <vkfuse/vkfuse.hpp>
 using namespace vkfuse;
-constexpr weight_of<"w", f16, 16, 8> w;
-constexpr input<"x", 8> x;
-constexpr auto bad = w * x;
+constexpr weight_of<"w", bf16, 16, 8> w;  // any float storage is fine for the matrix ...
+constexpr input_of<"ids", u32, 8> ids;    // ... but the vector must hold floats
+constexpr auto bad = w * ids;

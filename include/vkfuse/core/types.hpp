@@ -9,36 +9,76 @@
 namespace vkfuse {
 
 // ---------------------------------------------------------------------------------------------------------------
-// Element types. Computation is always f32; a dtype says how values are *stored* in buffers.
+// Element types. Arithmetic is always f32 (or u32 for indices); a dtype says how values are *stored* in buffers.
 // ---------------------------------------------------------------------------------------------------------------
 
-enum class dtype_code : std::uint8_t { f32, f16, u32 };
+enum class dtype_code : std::uint8_t { f32, f16, bf16, q8_0, q4_0, u32 };
 
 // 32-bit IEEE float storage.
 struct f32 {
     static constexpr dtype_code code = dtype_code::f32;
     static constexpr std::string_view name = "f32";
-    static constexpr std::size_t bytes = 4;
 };
 
-// 16-bit IEEE float storage with f32 arithmetic (weights, KV caches). Designed in; code generation for it comes
-// with the f16 issue, and using it today fails at compile time with a message saying so.
+// 16-bit IEEE float storage (weights, inputs, KV caches); read and written exactly as vkfuse/formats/half.hpp says.
 struct f16 {
     static constexpr dtype_code code = dtype_code::f16;
     static constexpr std::string_view name = "f16";
-    static constexpr std::size_t bytes = 2;
+};
+
+// bfloat16 storage: the upper half of an f32 (weights, inputs).
+struct bf16 {
+    static constexpr dtype_code code = dtype_code::bf16;
+    static constexpr std::string_view name = "bf16";
+};
+
+// GGUF's q8_0 blocks: 32 weights, an f16 scale, 32 int8 (34 bytes). Weights only; rows of a multiple of 32.
+struct q8_0 {
+    static constexpr dtype_code code = dtype_code::q8_0;
+    static constexpr std::string_view name = "q8_0";
+};
+
+// GGUF's q4_0 blocks: 32 weights, an f16 scale, 16 bytes of 4-bit values (18 bytes). Weights only; rows of a
+// multiple of 32.
+struct q4_0 {
+    static constexpr dtype_code code = dtype_code::q4_0;
+    static constexpr std::string_view name = "q4_0";
 };
 
 // 32-bit unsigned integers: token ids and positions (runtime indices), argmax results.
 struct u32 {
     static constexpr dtype_code code = dtype_code::u32;
     static constexpr std::string_view name = "u32";
-    static constexpr std::size_t bytes = 4;
 };
 
-constexpr std::size_t dtype_bytes(dtype_code c) { return c == dtype_code::f16 ? 2 : 4; }
 constexpr std::string_view dtype_name(dtype_code c) {
-    return c == dtype_code::f16 ? "f16" : c == dtype_code::u32 ? "u32" : "f32";
+    switch (c) {
+    case dtype_code::f32: return "f32";
+    case dtype_code::f16: return "f16";
+    case dtype_code::bf16: return "bf16";
+    case dtype_code::q8_0: return "q8_0";
+    case dtype_code::q4_0: return "q4_0";
+    case dtype_code::u32: return "u32";
+    }
+    return "?";
+}
+
+// Values per block of a block format (1 for the others).
+constexpr std::uint64_t block_values(dtype_code c) {
+    return c == dtype_code::q8_0 || c == dtype_code::q4_0 ? 32 : 1;
+}
+constexpr bool is_block_format(dtype_code c) { return block_values(c) != 1; }
+constexpr bool is_16bit_float(dtype_code c) { return c == dtype_code::f16 || c == dtype_code::bf16; }
+
+// Bytes that `elements` values take in storage c (a block format: whole blocks).
+constexpr std::uint64_t storage_bytes(dtype_code c, std::uint64_t elements) {
+    switch (c) {
+    case dtype_code::f16:
+    case dtype_code::bf16: return 2 * elements;
+    case dtype_code::q8_0: return (elements + 31) / 32 * 34;
+    case dtype_code::q4_0: return (elements + 31) / 32 * 18;
+    default: return 4 * elements;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ constexpr void walk(leaf_walk& w) {
         for (std::size_t i = 0; i < E::name.size(); ++i) k.name[i] = E::name[i];
         k.size = static_cast<std::uint8_t>(E::name.size());
         k.leaf_role = E::leaf_role;
-        k.dtype = E::dtype::code;
+        k.dtype = E::storage::code;
         k.rank = static_cast<std::uint8_t>(E::shape::rank);
         k.rows = E::shape::rank >= 1 ? E::shape::dims[0] : 0;
         k.cols = E::shape::rank == 2 ? E::shape::dims[1] : 0;
@@ -93,8 +93,23 @@ constexpr name_clash find_name_clash() {
     return w.clash;
 }
 
+template <dtype_code C>
+struct storage_type;
+template <>
+struct storage_type<dtype_code::f32> { using type = f32; };
+template <>
+struct storage_type<dtype_code::f16> { using type = f16; };
+template <>
+struct storage_type<dtype_code::bf16> { using type = bf16; };
+template <>
+struct storage_type<dtype_code::q8_0> { using type = q8_0; };
+template <>
+struct storage_type<dtype_code::q4_0> { using type = q4_0; };
+template <>
+struct storage_type<dtype_code::u32> { using type = u32; };
+
 template <leaf_key K>
-using dtype_of = std::conditional_t<K.dtype == dtype_code::f16, f16, std::conditional_t<K.dtype == dtype_code::u32, u32, f32>>;
+using dtype_of = typename storage_type<K.dtype>::type;
 
 template <leaf_key K>
 constexpr auto shape_of() {

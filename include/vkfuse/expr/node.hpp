@@ -51,7 +51,9 @@ constexpr bool valid_identifier(const fixed_string<N>& s) {
 }
 } // namespace detail
 
-// A named buffer (or, for role::param, a named runtime scalar) of a static shape and element type.
+// A named buffer (or, for role::param, a named runtime scalar) of a static shape and storage type. Every node's
+// `dtype` is the type arithmetic sees — f32, or u32 for indices — whatever the storage: a bf16 weight is read as
+// f32 values.
 template <role R, fixed_string Name, class DType, class Shape>
 struct placeholder : node_base {
     static_assert(detail::valid_identifier(Name),
@@ -61,9 +63,20 @@ struct placeholder : node_base {
     static_assert(Shape::size <= 0xffffffffull,
                   "vkfuse placeholder: more than 2^32 - 1 elements; generated shaders index a buffer with 32-bit "
                   "integers, so split the tensor (e.g. a vocabulary into several weights)");
+    // How values are stored, and who may store them so: block formats are for weights (rows of whole blocks),
+    // 16-bit floats for weights, inputs and states, u32 for indices.
+    static_assert(!is_block_format(DType::code) || (R == role::weight && Shape::rank >= 1 &&
+                                                    Shape::dims[Shape::rank == 0 ? 0 : Shape::rank - 1] % 32 == 0),
+                  "vkfuse placeholder: q8_0 and q4_0 store weights in blocks of 32 along a row; use them for a "
+                  "weight whose last dimension is a multiple of 32, or store it as f16 or bf16");
+    static_assert(!is_16bit_float(DType::code) || R == role::weight || R == role::input || R == role::state,
+                  "vkfuse placeholder: f16 and bf16 store weights, inputs and states; params are f32 or u32");
+    static_assert(DType::code != dtype_code::u32 || R == role::param || R == role::input || R == role::state,
+                  "vkfuse placeholder: u32 is for indices (params, inputs, states), not weights");
     static constexpr vkfuse::role leaf_role = R;
     static constexpr auto name = Name;
-    using dtype = DType;
+    using storage = DType;  // how the buffer holds it
+    using dtype = std::conditional_t<std::is_same_v<DType, u32>, u32, f32>;  // what arithmetic sees: f32 or u32
     using shape = Shape;
 };
 
@@ -265,10 +278,10 @@ using input = expr::placeholder<role::input, Name, f32, shape<Dims...>>;
 // A weight buffer:                   weight<"w_up", 4864, 896>   (a matrix is [out, in], row-major)
 template <fixed_string Name, std::size_t... Dims>
 using weight = expr::placeholder<role::weight, Name, f32, shape<Dims...>>;
-// A runtime f32 scalar (a push constant): param<"alpha">
+// A runtime f32 scalar (in the parameter block): param<"alpha">
 template <fixed_string Name>
 using param = expr::placeholder<role::param, Name, f32, scalar_shape>;
-// A runtime u32 (a push constant): a position or a token id.  uint_param<"pos">
+// A runtime u32 (in the parameter block): a position or a token id.  uint_param<"pos">
 template <fixed_string Name>
 using uint_param = expr::placeholder<role::param, Name, u32, scalar_shape>;
 // Persistent state updated in place, e.g. a KV cache of T positions of W values: state<"k_cache", T, W>
@@ -279,6 +292,9 @@ template <fixed_string Name, class DType, std::size_t... Dims>
 using input_of = expr::placeholder<role::input, Name, DType, shape<Dims...>>;
 template <fixed_string Name, class DType, std::size_t... Dims>
 using weight_of = expr::placeholder<role::weight, Name, DType, shape<Dims...>>;
+// A state with an explicit storage type, e.g. an f16 KV cache: state_of<"k_cache", f16, T, W>
+template <fixed_string Name, class DType, std::size_t... Dims>
+using state_of = expr::placeholder<role::state, Name, DType, shape<Dims...>>;
 
 // A compile-time scalar:             x * c<0.5f>
 template <float V>

@@ -63,7 +63,7 @@ constexpr bool check_binary() {
     } else if constexpr (!std::is_same_v<typename A::dtype, typename B::dtype>) {
         static_assert(dependent_false<A, B>,
                       "vkfuse elementwise op (add/sub/mul/div/max/min): operands have different dtypes; "
-                      "both sides must be f32, or both f16");
+                      "arithmetic is on f32 values (whatever their storage), and a u32 index is not one");
         return false;
     } else if constexpr (!broadcastable<A, B>) {
         static_assert(dependent_false<A, B>,
@@ -107,9 +107,10 @@ constexpr bool check_matvec() {
                       "vkfuse matvec (W * x): shape mismatch, W is [M, N] so x must have N elements; see the "
                       "shape<...> arguments in the instantiation below");
         return false;
-    } else if constexpr (!std::is_same_v<typename W::dtype, typename X::dtype>) {
+    } else if constexpr (!std::is_same_v<typename W::dtype, f32> || !std::is_same_v<typename X::dtype, f32>) {
         static_assert(dependent_false<W, X>,
-                      "vkfuse matvec (W * x): the matrix and the vector have different dtypes");
+                      "vkfuse matvec (W * x): the matrix and the vector have different dtypes; both must hold "
+                      "floats (the matrix stored as f32, f16, bf16, q8_0 or q4_0)");
         return false;
     } else {
         return true;
@@ -285,6 +286,10 @@ constexpr auto append(S, X, Pos) {
         static_assert(detail::dependent_false<S>,
                       "vkfuse append(cache, x, pos): the cache must be a state<\"...\", T, W> placeholder");
         return invalid{};
+    } else if constexpr (!(S::storage::code == dtype_code::f32 || S::storage::code == dtype_code::f16)) {
+        static_assert(detail::dependent_false<S>,
+                      "vkfuse append(cache, x, pos): a cache is stored as f32 or f16 (state_of<\"...\", f16, T, W>)");
+        return invalid{};
     } else if constexpr (!(X::shape::rank == 1 && X::shape::dims[0] == S::shape::dims[1])) {
         static_assert(detail::dependent_false<S, X>,
                       "vkfuse append(cache, x, pos): x must be a vector of the cache's row width W");
@@ -381,6 +386,9 @@ struct output_of {
                   "vkfuse output: a name must be 1-31 letters, digits or '_', start with a letter or '_', "
                   "and contain no \"__\"");
     static_assert(sizeof...(Dims) <= 1, "vkfuse output: an output is a scalar or a vector");
+    static_assert(DType::code == dtype_code::f32 || DType::code == dtype_code::u32,
+                  "vkfuse output: outputs are stored as f32 (or u32 for an index); 16-bit and block storage is for "
+                  "weights, inputs and states");
     static constexpr vkfuse::role leaf_role = role::output;
     static constexpr auto name = Name;
     using dtype = DType;
@@ -395,8 +403,7 @@ struct output_of {
                           "vkfuse output (y = e): the expression's shape differs from the output's declared shape");
             static_assert(std::is_same_v<typename E::dtype, dtype>,
                           "vkfuse output (y = e): the output's dtype differs from the expression's (f32 outputs "
-                          "hold f32 expressions, u32 outputs an argmax; f16 storage is designed in; its code "
-                          "generation is not implemented yet)");
+                          "hold f32 expressions, u32 outputs an argmax)");
             expr::check_placeholder_names<E>();
             return expr::assignment<output_of, E>{};
         }

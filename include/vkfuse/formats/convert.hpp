@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/types.hpp"
 #include "blocks.hpp"
 #include "half.hpp"
 
@@ -33,6 +34,17 @@ namespace vkfuse::formats {
 
 // How a tensor's weights are stored. Arithmetic is f32 whatever the storage.
 enum class weight_format : std::uint8_t { f32, f16, bf16, q8_0, q4_0 };
+
+// The storage format of a buffer dtype (vkfuse/core/types.hpp); u32 has none.
+[[nodiscard]] constexpr weight_format format_of(dtype_code c) {
+    switch (c) {
+    case dtype_code::f16: return weight_format::f16;
+    case dtype_code::bf16: return weight_format::bf16;
+    case dtype_code::q8_0: return weight_format::q8_0;
+    case dtype_code::q4_0: return weight_format::q4_0;
+    default: return weight_format::f32;
+    }
+}
 
 inline constexpr weight_format all_weight_formats[] = {weight_format::f32, weight_format::f16, weight_format::bf16,
                                                        weight_format::q8_0, weight_format::q4_0};

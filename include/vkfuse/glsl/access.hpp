@@ -59,16 +59,46 @@ constexpr void open_node_access(T& t, const kernel_view<Cap>& kv, int n, bool v4
     open_access(t, kv, kv.p.buffer_of_node[n], v4);
 }
 
-// A read of node n's buffer at `index` (in vec4s when v4): `name[index]`, or `vkf_shared_v4(<offset/4>u + index)`.
-template <class T, std::size_t Cap>
-constexpr void read_access(T& t, const kernel_view<Cap>& kv, int n, bool v4, std::string_view index) {
-    const int b = kv.p.buffer_of_node[n];
+// True where buffer b is held as f32 or u32 elements; other storage (16-bit floats, blocks) is read through the
+// loader functions glsl/loaders.hpp prints.
+template <std::size_t Cap>
+constexpr bool plain_storage(const plan::program_plan<Cap>& p, int b) {
+    return p.buffers[b].dtype == dtype_code::f32 || p.buffers[b].dtype == dtype_code::u32;
+}
+
+// A read of buffer b at the index `index` writes (in vec4s when v4, else in elements): `name[index]`,
+// `vkf_shared_v4(<offset/4>u + index)` for a temporary on chip, or `vkf_<name>(index)` / `vkf_<name>_4(index)` where
+// the buffer is stored as f16, bf16, q8_0 or q4_0.
+template <class T, std::size_t Cap, class Index>
+constexpr void load(T& t, const kernel_view<Cap>& kv, int b, bool v4, Index index) {
+    if (!plain_storage(kv.p, b)) {
+        t << "vkf_";
+        buffer_name(t, kv.p, b);
+        t << (v4 ? "_4(" : "(");
+        index();
+        t << ')';
+        return;
+    }
     if (v4 && kv.p.in_shared_memory(b)) {
-        t << "vkf_shared_v4(" << kv.p.shared_offset[b] / 4 << "u + " << index << ')';
+        t << "vkf_shared_v4(" << kv.p.shared_offset[b] / 4 << "u + ";
+        index();
+        t << ')';
         return;
     }
     open_access(t, kv, b, v4);
-    t << index << ']';
+    index();
+    t << ']';
+}
+
+template <class T, std::size_t Cap, class Index>
+constexpr void load_node(T& t, const kernel_view<Cap>& kv, int n, bool v4, Index index) {
+    load(t, kv, kv.p.buffer_of_node[n], v4, index);
+}
+
+// A read of node n's buffer at `index`: see load().
+template <class T, std::size_t Cap>
+constexpr void read_access(T& t, const kernel_view<Cap>& kv, int n, bool v4, std::string_view index) {
+    load_node(t, kv, n, v4, [&] { t << index; });
 }
 
 // Where a statement is emitted: which row variant (paired rows: 0 the first half of a head, 1 the second; -1 none),

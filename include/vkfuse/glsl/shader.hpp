@@ -23,6 +23,7 @@
 #include "kernels/matvec.hpp"
 #include "kernels/scalars.hpp"
 #include "library.hpp"
+#include "storage.hpp"
 
 namespace vkfuse::glsl {
 
@@ -38,7 +39,9 @@ constexpr void emit_header(T& t, const plan::program_plan<Cap>& p, const plan::s
          "#endif\n"
          "#ifdef VKFUSE_SUBGROUP_SHUFFLE\n"
          "#extension GL_KHR_shader_subgroup_shuffle : require\n"
-         "#endif\n\n"
+         "#endif\n";
+    emit_storage_extensions(t, needs_of(p, sh));
+    t << "\n"
          "layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device\n";
     if (p.how != strategy::single_dispatch) {
         t << "layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two\n\n";
@@ -63,6 +66,8 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
              "packed\n";
         if (any_vec4)
             t << "layout(set = 0, binding = 0, std430) coherent readonly buffer ArenaV4 { vec4 vkf_arena_v4[]; };\n";
+        if (needs_of(p, sh).any)  // 16-bit and block storage, as words
+            t << "layout(set = 0, binding = 0, std430) coherent buffer ArenaU { uint vkf_arena_u[]; };\n";
         for (int i = 0; i < sh.binding_count; ++i) {
             const int b = sh.bindings[i].buffer;
             t << "//   at " << p.arena_offset[b] << ": ";
@@ -73,9 +78,23 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
         return;
     }
     const bool single = p.how == strategy::single_dispatch;
+    emit_block_structs(t, p, sh, packed);
     for (int i = 0; i < sh.binding_count; ++i) {
         const plan::binding& bd = sh.bindings[i];
         const plan::buffer_slot& s = p.buffers[bd.buffer];
+        if (!plain_storage(p, bd.buffer)) {
+            emit_storage_binding(t, p, i, bd, [&] {
+                t << "  // " << (s.slot_role == role::input    ? "input "
+                                 : s.slot_role == role::weight ? "weight "
+                                                               : "state ")
+                  << s.name.view() << ": " << dtype_name(s.dtype);
+                if (s.cols != 0)
+                    t << '[' << s.rows << ", " << s.cols << "]\n";
+                else
+                    t << '[' << s.elements << "]\n";
+            });
+            continue;
+        }
         // a single dispatch reads back what its own phases wrote, so everything it writes is coherent
         const std::string_view access = bd.writes() && (bd.reads() || single) ? "coherent"
                                         : bd.writes()                          ? "writeonly"
@@ -168,6 +187,7 @@ constexpr void emit_shader(T& t, const plan::program_plan<Cap>& p, int index, bo
     emit_bindings(t, p, sh, packed);
     emit_parameters(t, p, sh, packed);
     emit_helpers(t, sh.helpers, sh.shared);
+    emit_loaders(t, p, sh, packed);
     t << "void main() {\n";
     const bool loop = p.how == strategy::single_dispatch && p.loop_param >= 0;
     if (loop)

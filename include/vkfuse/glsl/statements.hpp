@@ -47,9 +47,10 @@ constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int inden
             t << ')';
         }
     } else if (x.kind == node_kind::lookup) {
-        open_node_access(t, kv, x.a, s.width == 4);
-        ref(t, kv, x.b, s);
-        t << " * " << (s.width == 4 ? x.rows / 4 : x.rows) << "u + " << s.index << ']';
+        load_node(t, kv, x.a, s.width == 4, [&] {
+            ref(t, kv, x.b, s);
+            t << " * " << (s.width == 4 ? x.rows / 4 : x.rows) << "u + " << s.index;
+        });
     } else if (x.kind == node_kind::rope) {
         // Rotate-half: the first half of a head gets a*cos - partner*sin, the second a*cos + partner*sin; the
         // table row `pos` holds cos for j < head_dim/2, then sin. Both variants use the first-half index i0.

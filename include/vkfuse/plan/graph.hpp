@@ -179,8 +179,6 @@ constexpr int lower(G& g) {
 
 template <role R, fixed_string Name, class D, class S>
 struct lower_node<expr::placeholder<R, Name, D, S>> {
-    static_assert(D::code != dtype_code::f16,
-                  "vkfuse: f16 storage is designed in, but its code generation is not implemented yet; use f32");
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<S>({});

@@ -56,7 +56,7 @@ struct buffer_slot {
     std::uint64_t rows = 0, cols = 0;  // a matrix's shape, for messages
     int node = -1;                     // the graph node it holds
 
-    constexpr std::uint64_t bytes() const { return elements * dtype_bytes(dtype); }
+    constexpr std::uint64_t bytes() const { return storage_bytes(dtype, elements); }
 };
 
 // How a shader uses one of its buffers.

@@ -29,6 +29,9 @@ struct program_options {
     // (or than this number, if it is smaller; 0: the device's limit). `pack_buffers` packs regardless.
     std::uint32_t max_bindings = 0;
     bool pack_buffers = false;
+    // Read f16 weights and GGUF blocks with the device's 16- and 8-bit storage access where it has it; false reads
+    // them as 32-bit words on any device (the two ways give the same values; glsl/storage.hpp).
+    bool native_storage = true;
 };
 
 // The launch geometry chosen for a device.
@@ -39,14 +42,20 @@ struct launch_config {
     bool subgroup_shuffle = false;     // used only together with subgroup arithmetic
     std::uint32_t matvec_threads = 0;  // 0: every matvec kernel uses `lanes`
     bool fixed_lanes = false;          // the user chose `lanes`
+    bool storage_16bit = false;        // read 16-bit values natively (VKFUSE_STORAGE_16BIT)
+    bool storage_8bit = false;         // and 8-bit ones (VKFUSE_STORAGE_8BIT)
 
     // What the plan's lanes rule (plan::choose_lanes) needs to know.
     plan::launch_facts facts() const { return {workgroup_size, lanes, matvec_threads, fixed_lanes}; }
 
-    std::string_view preamble() const {
-        if (!subgroup_arithmetic) return {};
-        return subgroup_shuffle ? "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n#define VKFUSE_SUBGROUP_SHUFFLE 1\n"
-                                : "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n";
+    // The symbols the shaders' #ifdefs test, for glslang's preamble.
+    std::string preamble() const {
+        std::string text;
+        if (subgroup_arithmetic) text += "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n";
+        if (subgroup_arithmetic && subgroup_shuffle) text += "#define VKFUSE_SUBGROUP_SHUFFLE 1\n";
+        if (storage_16bit) text += "#define VKFUSE_STORAGE_16BIT 1\n";
+        if (storage_8bit) text += "#define VKFUSE_STORAGE_8BIT 1\n";
+        return text;
     }
 };
 
@@ -81,6 +90,8 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
     c.subgroup_shuffle = subgroup_ok && d.subgroup_shuffle;
     c.fixed_lanes = o.lanes != 0;
     c.matvec_threads = d.type == "CPU" ? 0 : o.matvec_threads;
+    c.storage_16bit = o.native_storage && d.storage_16bit;
+    c.storage_8bit = o.native_storage && d.storage_8bit;
     return c;
 }
 

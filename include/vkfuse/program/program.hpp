@@ -35,6 +35,7 @@
 
 #include "../core/error.hpp"
 #include "../core/text.hpp"
+#include "../formats/convert.hpp"
 #include "../glsl/source.hpp"
 #include "../vulkan/buffer.hpp"
 #include "../vulkan/context.hpp"
@@ -106,30 +107,66 @@ public:
 
     // ---- data in and out -------------------------------------------------------------------------------------
 
-    // Copies f32 data into buffer `name`: an input, a weight or a state. The size must match its shape.
+    // Copies f32 values into buffer `name`: an input, a weight or a state; the count must match its shape. A buffer
+    // stored as f16, bf16, q8_0 or q4_0 gets the values converted (rounded to nearest even; quantised as GGUF does).
     void upload(std::string_view name, std::span<const float> data) {
         std::lock_guard lock(*lock_);
-        const int b = slot(name);
+        const int b = uploadable(name);
+        check_size(b, data.size(), "upload");
         const auto& s = plan.buffers[b];
-        if (s.slot_role == role::table)
-            throw usage_error("vkfuse program: '" + std::string(name) + "' is a table vkfuse computes itself.");
-        if (s.slot_role == role::output)
-            throw usage_error("vkfuse program: " + describe_buffer(b) + "; the program computes it, so it cannot be "
-                              "uploaded. Upload its inputs, weights and states.");
-        if (s.dtype != dtype_code::f32)
-            throw usage_error("vkfuse program: " + describe_buffer(b) + "; upload f32 data only to f32 buffers.");
+        if (s.dtype == dtype_code::f32)
+            write_region(b, std::as_bytes(data));
+        else
+            write_region(b, formats::encode(data, formats::format_of(s.dtype), rows_of(b), cols_of(b)));
+        written_[static_cast<std::size_t>(b)] = true;
+    }
+    void upload(std::string_view name, const std::vector<float>& data) { upload(name, std::span<const float>(data)); }
+
+    // Copies a tensor already in `format` (say a bf16 checkpoint's bytes) into buffer `name`, converting it to the
+    // buffer's storage if that differs: bf16 to q4_0 quantises, bf16 to bf16 copies.
+    void upload_encoded(std::string_view name, std::span<const std::byte> data, formats::weight_format format) {
+        std::lock_guard lock(*lock_);
+        const int b = uploadable(name);
+        const std::size_t rows = rows_of(b), cols = cols_of(b);
+        if (data.size() != formats::tensor_bytes(format, rows, cols))
+            throw usage_error("vkfuse program: upload of " + std::to_string(data.size()) + " bytes of " +
+                              std::string(formats::format_name(format)) + ", but " + describe_buffer(b) + ", which " +
+                              std::to_string(formats::tensor_bytes(format, rows, cols)) + " bytes of " +
+                              std::string(formats::format_name(format)) + " would hold.");
+        const formats::weight_format storage = formats::format_of(plan.buffers[b].dtype);
+        if (storage == format) {
+            write_region(b, data);
+        } else {
+            std::vector<std::byte> converted(formats::tensor_bytes(storage, rows, cols));
+            formats::convert(data, format, converted, storage, rows, cols);
+            write_region(b, converted);
+        }
+        written_[static_cast<std::size_t>(b)] = true;
+    }
+
+    // Copies u32 values (token ids) into u32 buffer `name`: an input or a state.
+    void upload_indices(std::string_view name, std::span<const std::uint32_t> data) {
+        std::lock_guard lock(*lock_);
+        const int b = slot(name);
+        if (plan.buffers[b].dtype != dtype_code::u32 || plan.buffers[b].slot_role == role::output)
+            throw usage_error("vkfuse program: " + describe_buffer(b) + "; upload_indices fills u32 inputs and states.");
         check_size(b, data.size(), "upload");
         write_region(b, std::as_bytes(data));
         written_[static_cast<std::size_t>(b)] = true;
     }
-    void upload(std::string_view name, const std::vector<float>& data) { upload(name, std::span<const float>(data)); }
 
     // The contents of f32 buffer `name`: an output, a named result, a state, or what was uploaded. A u32 output (an
     // argmax) comes from download_indices; a value nothing has written yet is an error, not zeros.
     std::vector<float> download(std::string_view name) const {
         std::lock_guard lock(*lock_);
         const int b = readable(name, dtype_code::f32);
-        std::vector<float> out(plan.buffers[b].elements);
+        const auto& s = plan.buffers[b];
+        if (s.dtype != dtype_code::f32) {  // 16-bit or blocks: the stored bits, as the values they stand for
+            std::vector<std::byte> stored(s.bytes());
+            read_region(b, stored);
+            return formats::decode(stored, formats::format_of(s.dtype), rows_of(b), cols_of(b));
+        }
+        std::vector<float> out(s.elements);
         read_region(b, std::as_writable_bytes(std::span<float>(out)));
         return out;
     }
@@ -321,11 +358,33 @@ private:
         return b;
     }
 
-    // The buffer of `name` if it holds `want` data that something wrote.
+    // A buffer the caller may fill: an input, a weight or a state.
+    int uploadable(std::string_view name) const {
+        const int b = slot(name);
+        const auto& s = plan.buffers[b];
+        if (s.slot_role == role::table)
+            throw usage_error("vkfuse program: '" + std::string(name) + "' is a table vkfuse computes itself.");
+        if (s.slot_role == role::output)
+            throw usage_error("vkfuse program: " + describe_buffer(b) + "; the program computes it, so it cannot be "
+                              "uploaded. Upload its inputs, weights and states.");
+        if (s.dtype == dtype_code::u32)
+            throw usage_error("vkfuse program: " + describe_buffer(b) + "; fill it with upload_indices.");
+        return b;
+    }
+
+    // A buffer as the matrix its storage is laid out by: rows of `cols` values (a vector is one row).
+    static std::size_t rows_of(int b) {
+        return plan.buffers[b].cols != 0 ? static_cast<std::size_t>(plan.buffers[b].rows) : 1;
+    }
+    static std::size_t cols_of(int b) {
+        return static_cast<std::size_t>(plan.buffers[b].cols != 0 ? plan.buffers[b].cols : plan.buffers[b].elements);
+    }
+
+    // The buffer of `name` if it holds `want` values (f32 stands for every float storage) that something wrote.
     int readable(std::string_view name, dtype_code want) const {
         const int b = slot(name);
         const auto& s = plan.buffers[b];
-        if (s.dtype != want)
+        if ((s.dtype == dtype_code::u32) != (want == dtype_code::u32))
             throw usage_error("vkfuse program: " + describe_buffer(b) + "; " +
                               (s.dtype == dtype_code::u32 ? "download it with download_indices(\"" + std::string(name) +
                                                                 "\")."
@@ -419,6 +478,7 @@ private:
         for (int s = 0; s < shader_count; ++s)
             labels_.push_back(std::string(strategy_name(How)) + " shader " + std::to_string(s + 1) + " of " +
                               std::to_string(shader_count));
+        const std::string preamble = launch_.preamble();
         for (int s = 0; s < shader_count; ++s) {
             const vkfuse::plan::shader_record sh = plan.shader(s);
             // constant_id 1 + i: invocations per row of the shader's i-th kernel
@@ -433,7 +493,7 @@ private:
             spec.workgroup_size = launch_.workgroup_size;
             spec.lanes = lanes(sh.first);
             spec.more_constants = more;
-            spec.preamble = launch_.preamble();
+            spec.preamble = preamble;
             kernels_.emplace_back(*ctx_, spec);
         }
     }

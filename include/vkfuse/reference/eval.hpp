@@ -22,6 +22,7 @@
 
 #include "../core/error.hpp"
 #include "../expr/node.hpp"
+#include "../formats/half.hpp"
 
 namespace vkfuse::reference {
 
@@ -225,7 +226,12 @@ std::string eval(const expr::cache_write<S, X, Pos>& e, bindings& b) {
     constexpr std::size_t width = S::shape::dims[1];
     find_state(b, S::name.view(), S::shape::size);
     auto& state = b.buffers.find(S::name.view())->second;
-    for (std::size_t i = 0; i < width; ++i) state[pos * width + i] = static_cast<float>(x[static_cast<Eigen::Index>(i)]);
+    for (std::size_t i = 0; i < width; ++i) {
+        const auto v = static_cast<float>(x[static_cast<Eigen::Index>(i)]);
+        // the cache holds what its storage can: an f16 cache the value rounded to nearest even, as the device writes it
+        state[pos * width + i] =
+            S::storage::code == dtype_code::f16 ? formats::to_f32(formats::to_f16(v)) : v;
+    }
     return std::string(S::name.view());
 }
 

@@ -62,12 +62,15 @@ reference::bindings randomize(program<Program, How>& prog, const verify_options&
     };
     for (int b = 0; b < P::plan.buffer_count; ++b) {
         const auto& s = P::plan.buffers[b];
-        if (s.slot_role == role::output || s.slot_role == role::table) continue;
+        // outputs are computed, tables vkfuse fills, u32 buffers hold token ids the caller chooses
+        if (s.slot_role == role::output || s.slot_role == role::table || s.dtype == dtype_code::u32) continue;
         const auto [lo, hi] = range_of(s.name.view());
         std::uniform_real_distribution<float> dist(lo, hi);
         std::vector<float> data(s.elements);
         for (float& v : data) v = dist(rng);
         prog.upload(s.name.view(), data);
+        // Eigen evaluates what the device reads: for 16-bit and block storage, the stored values, not the drawn ones
+        if (s.dtype != dtype_code::f32) data = prog.download(s.name.view());
         host.buffers.emplace(std::string(s.name.view()), std::move(data));
     }
     for (int i = 0; i < P::plan.param_count; ++i) {

@@ -65,6 +65,8 @@ struct device_info {
     std::uint32_t max_workgroup_invocations = 0, max_shared_memory_bytes = 0, max_storage_buffers_per_stage = 0;
     std::uint64_t max_storage_buffer_range = 0;  // the most bytes one shader binding can address
     std::uint64_t max_allocation_bytes = 0;      // the largest single memory allocation (maxMemoryAllocationSize)
+    bool storage_16bit = false;  // storageBuffer16BitAccess: 16-bit values in storage buffers (enabled when present)
+    bool storage_8bit = false;   // storageBuffer8BitAccess (Vulkan 1.2): 8-bit values in storage buffers (enabled)
     std::uint32_t max_push_constant_bytes = 0;
     double timestamp_period_ns = 0;
     bool timestamps = false;  // the compute queue supports timestamps
@@ -728,6 +730,20 @@ inline void context::read_device_info() {
         maintenance4_ = features13.maintenance4 == VK_TRUE;
         if (!maintenance4_) spirv_api_version_ = VK_API_VERSION_1_2;
     }
+
+    // Storage of 16- and 8-bit values (weights in f16 and in GGUF's blocks read natively; vkfuse/glsl/storage.hpp).
+    // 16-bit storage is Vulkan 1.1; 8-bit storage is core from 1.2 (earlier it needs an extension we do not enable).
+    VkPhysicalDevice16BitStorageFeatures storage16{};
+    storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
+    VkPhysicalDevice8BitStorageFeatures storage8{};
+    storage8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES;
+    if (api_version_ >= VK_API_VERSION_1_2) storage16.pNext = &storage8;
+    VkPhysicalDeviceFeatures2 storage_features{};
+    storage_features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+    storage_features.pNext = &storage16;
+    fn.vkGetPhysicalDeviceFeatures2(physical_device_, &storage_features);
+    info_.storage_16bit = storage16.storageBuffer16BitAccess == VK_TRUE;
+    info_.storage_8bit = api_version_ >= VK_API_VERSION_1_2 && storage8.storageBuffer8BitAccess == VK_TRUE;
 }
 
 inline void context::create_device() {
@@ -744,9 +760,20 @@ inline void context::create_device() {
     features13.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES;
     features13.maintenance4 = VK_TRUE;
 
+    // What the device has of 16- and 8-bit storage, enabled (read_device_info found it).
+    VkPhysicalDevice8BitStorageFeatures storage8{};
+    storage8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES;
+    storage8.storageBuffer8BitAccess = info_.storage_8bit ? VK_TRUE : VK_FALSE;
+    storage8.pNext = maintenance4_ ? &features13 : nullptr;
+    VkPhysicalDevice16BitStorageFeatures storage16{};
+    storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
+    storage16.storageBuffer16BitAccess = info_.storage_16bit ? VK_TRUE : VK_FALSE;
+    storage16.pNext = api_version_ >= VK_API_VERSION_1_2 ? static_cast<void*>(&storage8)
+                                                         : (maintenance4_ ? static_cast<void*>(&features13) : nullptr);
+
     VkDeviceCreateInfo info{};
     info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
-    info.pNext = maintenance4_ ? &features13 : nullptr;
+    info.pNext = &storage16;
     info.queueCreateInfoCount = 1;
     info.pQueueCreateInfos = &queue_info;
     info.enabledExtensionCount = portability_subset_ ? 1u : 0u;

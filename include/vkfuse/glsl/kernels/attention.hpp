@@ -19,14 +19,14 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
     const std::uint32_t heads = kv.k.heads, group = kv.k.heads / kv.k.kv_heads, hd = kv.k.head_dim,
                         width = kv.k.kv_heads * kv.k.head_dim;
     auto pos = [&] { ref(t, kv, x.d, site{}); };
-    auto cache = [&](int n) { open_node_access(t, kv, n, false); };
+    auto read = [&](int n, auto index) { load_node(t, kv, n, false, index); };
     t << "        const uint tid = gl_LocalInvocationID.x;\n"
       << "        for (uint head = gl_WorkGroupID.x; head < " << heads << "u; head += gl_NumWorkGroups.x) {\n"
       << "            const uint kv_base = head / " << group << "u * " << hd
       << "u;  // query head h reads KV head h / (H / KV)\n"
       << "            for (uint d = tid; d < " << hd << "u; d += gl_WorkGroupSize.x) vkf_q[d] = ";
-    open_node_access(t, kv, x.a, false);
-    t << "head * " << hd << "u + d];\n"
+    read(x.a, [&] { t << "head * " << hd << "u + d"; });
+    t << ";\n"
       << "            barrier();\n"
       << "            const uint positions = ";
     pos();
@@ -38,8 +38,8 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
       << "                if (at < positions) {\n"
       << "                    s = 0.0;\n"
       << "                    for (uint d = 0u; d < " << hd << "u; ++d) s += vkf_q[d] * ";
-    cache(x.b);
-    t << "at * " << width << "u + kv_base + d];\n"
+    read(x.b, [&] { t << "at * " << width << "u + kv_base + d"; });
+    t << ";\n"
       << "                    s *= " << float_literal{1.0f / __builtin_sqrtf(static_cast<float>(hd))}
       << ";  // 1/sqrt(head_dim)\n"
       << "                }\n"
@@ -54,8 +54,8 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
       << "                    o *= rescale;\n"
       << "                    const uint count = min(gl_WorkGroupSize.x, positions - start);\n"
       << "                    for (uint j = 0u; j < count; ++j) o += vkf_p[j] * ";
-    cache(x.c);
-    t << "(start + j) * " << width << "u + kv_base + tid];\n"
+    read(x.c, [&] { t << "(start + j) * " << width << "u + kv_base + tid"; });
+    t << ";\n"
       << "                }\n"
       << "                m = new_m;\n"
       << "                barrier();  // vkf_p is refilled by the next block\n"
@@ -78,7 +78,7 @@ constexpr void emit_team_attention(T& t, const kernel_view<Cap>& kv) {
     const node& x = kv[root];
     const std::uint32_t heads = kv.k.heads, group = kv.k.heads / kv.k.kv_heads, hd = kv.k.head_dim,
                         width = kv.k.kv_heads * kv.k.head_dim;
-    auto cache = [&](int n) { open_node_access(t, kv, n, false); };
+    auto read = [&](int n, auto index) { load_node(t, kv, n, false, index); };
     t << "        const uint tid = gl_LocalInvocationID.x;\n"
       << "        const uint team = max(gl_WorkGroupSize.x / " << plan::ceil_power_of_two(heads)
       << "u, 1u);  // invocations per head\n"
@@ -104,10 +104,10 @@ constexpr void emit_team_attention(T& t, const kernel_view<Cap>& kv) {
       << "                    if (live && at < positions) {\n"
       << "                        s = 0.0;\n"
       << "                        for (uint e = 0u; e < " << hd << "u; ++e) s += ";
-    open_node_access(t, kv, x.a, false);
-    t << "head * " << hd << "u + e] * ";
-    cache(x.b);
-    t << "at * " << width << "u + kv_base + e];\n"
+    read(x.a, [&] { t << "head * " << hd << "u + e"; });
+    t << " * ";
+    read(x.b, [&] { t << "at * " << width << "u + kv_base + e"; });
+    t << ";\n"
       << "                        s *= " << float_literal{1.0f / __builtin_sqrtf(static_cast<float>(hd))}
       << ";  // 1/sqrt(head_dim)\n"
       << "                    }\n"
@@ -123,8 +123,8 @@ constexpr void emit_team_attention(T& t, const kernel_view<Cap>& kv) {
       << "                    if (sums) {\n"
       << "                        const uint count = min(team, positions - start);\n"
       << "                        for (uint j = chunk; j < count; j += chunks) o += vkf_p[tid - member + j] * ";
-    cache(x.c);
-    t << "(start + j) * " << width << "u + kv_base + d];\n"
+    read(x.c, [&] { t << "(start + j) * " << width << "u + kv_base + d"; });
+    t << ";\n"
       << "                    }\n"
       << "                    barrier();  // vkf_p is refilled by the next block\n"
       << "                }\n"

@@ -13,13 +13,28 @@ namespace vkfuse::glsl {
 template <class T, std::size_t Cap>
 constexpr void emit_store(T& t, const kernel_view<Cap>& kv, const plan::segment& seg, int indent, site s) {
     const node& x = kv[seg.root];
+    const int b = kv.p.buffer_of_node[seg.root];
     t.repeat("    ", indent);
-    open_node_access(t, kv, seg.root, false);
-    if (x.kind == node_kind::append) {  // row `pos` of the cache
-        ref(t, kv, x.c, s);
-        t << " * " << x.cols << "u + ";
+    auto index = [&] {
+        if (x.kind == node_kind::append) {  // row `pos` of the cache
+            ref(t, kv, x.c, s);
+            t << " * " << x.cols << "u + ";
+        }
+        t << s.index;
+    };
+    if (!plain_storage(kv.p, b)) {  // an f16 cache: rounded to nearest even by its store function (loaders.hpp)
+        t << "vkf_store_";
+        buffer_name(t, kv.p, b);
+        t << '(';
+        index();
+        t << ", ";
+        ref(t, kv, seg.stored, s);
+        t << ");\n";
+        return;
     }
-    t << s.index << "] = ";
+    open_node_access(t, kv, seg.root, false);
+    index();
+    t << "] = ";
     // a u32 result is stored as its bits when it shares the float arena
     if (x.dtype == dtype_code::u32) t << (kv.packed ? "uintBitsToFloat(uint(" : "uint(");
     ref(t, kv, seg.stored, s);

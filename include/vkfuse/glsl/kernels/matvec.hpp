@@ -64,26 +64,31 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
             const std::uint64_t steps = v4 ? cols / 4 : cols;
             bool need[Cap] = {};
             kv.loop_nodes(seg.root, cols, need);
+            // One step: the prologue at index j, then every product of this input length at j.
+            auto step = [&](int indent) {
+                site st;
+                st.width = v4 ? 4 : 1;
+                st.index = "j";
+                emit_block(t, kv, need, indent, st, false);
+                for (int n = m; n < kv.size(); ++n) {
+                    if (!products[n] || kv[kv[n].b].rows != cols) continue;
+                    done[n] = true;
+                    for (int v = 0; v < (paired ? 2 : 1); ++v) {
+                        t.repeat("    ", indent) << 'a' << r << '_' << n << (paired ? (v == 0 ? "_0" : "_1") : "")
+                                                 << " += ";
+                        if (v4) t << "dot(";
+                        load_node(t, kv, kv[n].a, v4, [&] {
+                            t << (paired ? (v == 0 ? "i0" : "i1") : "i") << " * " << steps << "u + j";
+                        });
+                        t << (v4 ? ", " : " * ");
+                        ref(t, kv, kv[n].b, st);
+                        t << (v4 ? ");\n" : ";\n");
+                    }
+                }
+            };
             t << "                for (uint j = lane; j < " << steps << "u; j += lanes) {"
               << (v4 ? "  // j counts vec4s\n" : "\n");
-            site s;
-            s.width = v4 ? 4 : 1;
-            s.index = "j";
-            emit_block(t, kv, need, 5, s, false);
-            for (int n = m; n < kv.size(); ++n) {
-                if (!products[n] || kv[kv[n].b].rows != cols) continue;
-                done[n] = true;
-                for (int v = 0; v < (paired ? 2 : 1); ++v) {
-                    t << "                    a" << r << '_' << n << (paired ? (v == 0 ? "_0" : "_1") : "")
-                      << " += ";
-                    if (v4) t << "dot(";
-                    open_node_access(t, kv, kv[n].a, v4);
-                    t << (paired ? (v == 0 ? "i0" : "i1") : "i") << " * " << steps << "u + j]"
-                      << (v4 ? ", " : " * ");
-                    ref(t, kv, kv[n].b, s);
-                    t << (v4 ? ");\n" : ";\n");
-                }
-            }
+            step(5);
             t << "                }\n";
         }
         t << "            }\n";

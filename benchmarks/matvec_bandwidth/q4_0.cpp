@@ -1,0 +1,8 @@
+// benchmarks/matvec_bandwidth/q4_0.cpp — every shape of matvec_bandwidth with weights stored as q4_0.
+#include "run.hpp"
+
+namespace benchmarks::matvec {
+
+std::vector<result> run_q4_0(vkfuse::context& ctx, const settings& s) { return run_format<vkfuse::q4_0>(ctx, s); }
+
+} // namespace benchmarks::matvec
