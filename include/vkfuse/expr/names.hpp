@@ -154,4 +154,63 @@ constexpr bool check_placeholder_names() {
     return !clash.found;
 }
 
+namespace detail {
+
+// The expressions a program computes, as a type_list: what each `y = e` stores, each effect, every step's.
+template <class... L>
+struct concat;
+template <>
+struct concat<> {
+    using type = type_list<>;
+};
+template <class... A>
+struct concat<type_list<A...>> {
+    using type = type_list<A...>;
+};
+template <class... A, class... B, class... Rest>
+struct concat<type_list<A...>, type_list<B...>, Rest...> : concat<type_list<A..., B...>, Rest...> {};
+
+template <class P>
+struct expressions_of {
+    using type = type_list<computed_t<P>>;
+};
+template <class... A>
+struct expressions_of<program<A...>> {
+    using type = type_list<computed_t<A>...>;
+};
+template <fixed_string I, std::size_t N, class P>
+struct expressions_of<repeated<I, N, P>> : expressions_of<P> {};
+template <std::size_t L, class In, class Out, class B>
+struct expressions_of<stack<L, In, Out, B>> : expressions_of<B> {};
+template <class... S>
+struct expressions_of<steps<S...>> : concat<typename expressions_of<S>::type...> {};
+
+template <class... E>
+constexpr bool check_list(type_list<E...>) {
+    return check_placeholder_names<E...>();
+}
+
+
+// The placeholders program P reads, each once (the reference evaluator's list of a stack's per-layer buffers).
+template <class P>
+constexpr std::vector<leaf_key> program_leaves() {
+    leaf_walk w;
+    [&]<class... E>(type_list<E...>) { (walk<E>(w), ...); }(typename expressions_of<P>::type{});
+    std::vector<leaf_key> unique;
+    for (const leaf_key& k : w.leaves) {
+        bool seen = false;
+        for (const leaf_key& u : unique) seen = seen || u.same_name(k);
+        if (!seen) unique.push_back(k);
+    }
+    return unique;
+}
+
+} // namespace detail
+
+// Fails to compile when the leaves of any of program P's steps give one name to two different placeholders.
+template <class P>
+constexpr bool check_program_names() {
+    return detail::check_list(typename detail::expressions_of<P>::type{});
+}
+
 } // namespace vkfuse::expr

@@ -210,6 +210,23 @@ struct repeated {
     using program = P;
 };
 
+// A stack of `Layers` identical layers: `Body` (a program) computes output `Out` from input `In`, and layer i + 1's
+// `In` is layer i's `Out`. Every weight and state the body reads is per layer — `Layers` copies, layer i's bound to
+// layer i's kernels — while params and tables are shared. The body is planned and compiled once, whatever `Layers`.
+template <std::size_t Layers, class In, class Out, class Body>
+struct stack {
+    static constexpr std::size_t layers = Layers;
+    using input = In;
+    using output = Out;
+    using body = Body;
+};
+
+// Programs run one after another within one run: a later step reads an earlier step's outputs by name (an
+// `input<"h", D>` of step 2 is the `output<"h", D>` step 1 wrote). A whole model: embedding, a stack of layers, the
+// head.
+template <class... Steps>
+struct steps {};
+
 // A placeholder that failed a check; returned after a static_assert so one mistake gives one error, not a cascade.
 struct invalid : node_base {
     using dtype = f32;
@@ -236,6 +253,19 @@ template <class... A>
 inline constexpr bool is_program_v<program<A...>> = true;
 template <fixed_string I, std::size_t N, class P>
 inline constexpr bool is_program_v<repeated<I, N, P>> = true;
+template <std::size_t L, class I, class O, class B>
+inline constexpr bool is_program_v<stack<L, I, O, B>> = true;
+template <class... S>
+inline constexpr bool is_program_v<steps<S...>> = true;
+
+template <class T>
+inline constexpr bool is_stack_v = false;
+template <std::size_t L, class I, class O, class B>
+inline constexpr bool is_stack_v<stack<L, I, O, B>> = true;
+template <class T>
+inline constexpr bool is_steps_v = false;
+template <class... S>
+inline constexpr bool is_steps_v<steps<S...>> = true;
 
 template <class T>
 inline constexpr bool is_effect_v = false;  // a cache write given to layer_graph for its own sake

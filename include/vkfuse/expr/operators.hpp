@@ -430,7 +430,40 @@ template <fixed_string Index, std::size_t Count, class Program>
 constexpr auto repeat(Program) {
     static_assert(expr::is_program_v<Program>, "vkfuse repeat<\"...\", N>(p): p must be a program");
     static_assert(Count > 0, "vkfuse repeat: the count must be at least 1");
+    static_assert(!expr::is_stack_v<Program> && !expr::is_steps_v<Program>,
+                  "vkfuse repeat: a stack<L>(...) or steps(...) is repeated by running it again");
     return expr::repeated<Index, Count, Program>{};
+}
+
+// `Layers` layers of `body`, which computes `out` from `in`; each layer's `in` is the previous layer's `out`:
+//     constexpr auto layers = stack<24>(x, y, layer_graph(y = x + ...));
+// Every weight and state in `body` is per layer: upload("wq", layer, values), or all layers at once.
+template <std::size_t Layers, class In, class Out, class Body>
+constexpr auto stack(In, Out, Body) {
+    static_assert(Layers >= 1, "vkfuse stack<L>(in, out, body): L must be at least 1");
+    static_assert(expr::is_placeholder_v<In> && In::leaf_role == role::input,
+                  "vkfuse stack<L>(in, out, body): `in` must be an input<> placeholder (what each layer reads)");
+    static_assert(Out::leaf_role == role::output,
+                  "vkfuse stack<L>(in, out, body): `out` must be an output<> the body assigns");
+    static_assert(std::is_same_v<typename In::shape, typename Out::shape> &&
+                      std::is_same_v<typename In::storage, f32> && std::is_same_v<typename Out::dtype, f32>,
+                  "vkfuse stack<L>(in, out, body): `in` and `out` must be f32 vectors of one shape (layer i's out is "
+                  "layer i + 1's in)");
+    static_assert(expr::is_program_v<Body> && !expr::is_stack_v<Body>,
+                  "vkfuse stack<L>(in, out, body): `body` must be `out = e` or layer_graph(...)");
+    return expr::stack<Layers, In, Out, Body>{};
+}
+
+// Programs run in order within one run; a later one reads an earlier one's outputs by name:
+//     constexpr auto model = steps(x_out = embedding(embed, token), layers, next = argmax(lm_head * norm(y)));
+template <class... Steps>
+constexpr auto steps(Steps...) {
+    static_assert(sizeof...(Steps) >= 1, "vkfuse steps(...): give at least one program");
+    static_assert((expr::is_program_v<Steps> && ...),
+                  "vkfuse steps(...): every argument is a program: `y = e`, layer_graph(...) or stack<L>(...)");
+    static_assert(((expr::is_stack_v<Steps> ? 1 : 0) + ...) <= 1, "vkfuse steps(...): at most one stack<L>(...)");
+    expr::check_program_names<expr::steps<Steps...>>();
+    return expr::steps<Steps...>{};
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -38,6 +38,26 @@ constexpr void buffer_name(T& t, const plan::program_plan<Cap>& p, int b) {
         t << "p_" << s.name.view();
 }
 
+// Where layer `vkf_layer`'s copy of buffer b starts, as a term added to an index (in vec4s when v4, else in
+// elements), under single_dispatch: one buffer holds every layer's copy of a stack's weights and states back to back,
+// and the carried state is one buffer of L + 1 rows, layer i reading row i and writing row i + 1 (the stack's output,
+// read by later steps, is row L). The other strategies bind each layer's buffers to that layer's dispatches, so their
+// shaders never see layers and this writes nothing.
+template <class T, std::size_t Cap>
+constexpr void layer_offset(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
+    const plan::program_plan<Cap>& p = kv.p;
+    const plan::buffer_slot& s = p.buffers[b];
+    if (p.how != strategy::single_dispatch || !s.per_layer()) return;
+    const std::uint64_t stride = v4 ? s.layer_stride() / 4 : s.layer_stride();
+    const bool inside = kv.index >= p.stack_first && kv.index < p.stack_last;
+    using carry = plan::buffer_slot::carry_kind;
+    if (!inside) {  // a step before the stack writes its input (row 0), a step after reads its output (row L)
+        if (s.carry == carry::out) t << stride * p.layers() << "u + ";
+        return;
+    }
+    t << (s.carry == carry::out ? "(vkf_layer + 1u) * " : "vkf_layer * ") << stride << "u + ";
+}
+
 // Opens an element access of buffer b — `name[` or `name_v4[` — or, packed, `vkf_arena[<offset>u + `, or, for a
 // temporary kept in shared memory, `vkf_shared[<offset>u + `; the caller writes the index and the closing bracket.
 // (Shared memory has no vec4 view: read_access reads four floats there.)
@@ -51,6 +71,7 @@ constexpr void open_access(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
     } else {
         buffer_name(t, kv.p, b);
         t << (v4 ? "_v4[" : "[");
+        layer_offset(t, kv, b, v4);
     }
 }
 
@@ -75,6 +96,7 @@ constexpr void load(T& t, const kernel_view<Cap>& kv, int b, bool v4, Index inde
         t << "vkf_";
         buffer_name(t, kv.p, b);
         t << (v4 ? "_4(" : "(");
+        layer_offset(t, kv, b, v4);
         index();
         t << ')';
         return;

@@ -99,20 +99,28 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
         const std::string_view access = bd.writes() && (bd.reads() || single) ? "coherent"
                                         : bd.writes()                          ? "writeonly"
                                                                                : "readonly";
+        // a stack's carried state is one buffer bound twice, as its input and as its output (layer i's output is
+        // layer i + 1's input), so neither binding may be restrict
+        const bool carried = single && s.carry != plan::buffer_slot::carry_kind::none;
         if (bd.vec4) {  // a second view of the same binding, for 16-byte loads; coherent where a phase writes it
             t << "layout(set = 0, binding = " << i << ", std430) "
-              << (bd.writes() ? "coherent readonly" : "readonly restrict") << " buffer Binding" << i << "v4 { vec4 ";
+              << (bd.writes() || carried ? "coherent readonly" : "readonly restrict") << " buffer Binding" << i
+              << "v4 { vec4 ";
             buffer_name(t, p, bd.buffer);
             t << "_v4[]; };\n";
         }
-        t << "layout(set = 0, binding = " << i << ", std430) " << access << " restrict buffer Binding" << i << " { "
+        t << "layout(set = 0, binding = " << i << ", std430) " << (carried ? "coherent" : access)
+          << (carried ? " buffer Binding" : " restrict buffer Binding") << i << " { "
           << (s.dtype == dtype_code::u32 ? "uint " : "float ");
         buffer_name(t, p, bd.buffer);
         t << "[]; };  // ";
         if (s.temporary)
             t << "temporary";
         else if (s.slot_role == role::output)
-            t << (p.is_output(s.node) ? "output " : "named result ") << s.name.view();
+            t << (s.carry != plan::buffer_slot::carry_kind::none ? "the hidden state a stack carries: "
+              : p.is_output(s.node)                            ? "output "
+                                                               : "named result ")
+          << s.name.view();
         else
             t << (s.slot_role == role::input    ? "input "
                   : s.slot_role == role::weight ? "weight "
@@ -189,14 +197,20 @@ constexpr void emit_shader(T& t, const plan::program_plan<Cap>& p, int index, bo
     emit_helpers(t, sh.helpers, sh.shared);
     emit_loaders(t, p, sh, packed);
     t << "void main() {\n";
+    const bool layer_loop = p.how == strategy::single_dispatch && p.stacked();
     const bool loop = p.how == strategy::single_dispatch && p.loop_param >= 0;
     if (loop)
         t << "    // every position of the sequence, in order, inside this one dispatch\n"
           << "    for (uint vkf_position = 0u; vkf_position < " << p.loop_count << "u; ++vkf_position) {\n";
     for (int k = sh.first; k < sh.last; ++k) {
+        if (layer_loop && k == p.stack_first)
+            t << "    // the stack: its phases once per layer, each reading its layer's copy of the weights and caches\n"
+              << "    for (uint vkf_layer = 0u; vkf_layer < " << p.layers() << "u; ++vkf_layer) {\n";
         emit_fence(t, p.kernels[k].before, "the next phase reads what an earlier one wrote to memory",
                    "the next phase reads what this one wrote to shared memory");
         emit_phase(t, p, k, packed);
+        if (layer_loop && k + 1 == p.stack_last)
+            t << "    groupMemoryBarrier();\n    barrier();  // the next layer reads what this one wrote\n    }\n";
     }
     if (loop) {
         emit_fence(t, sh.at_end, "the next position reads what this one wrote to memory",

@@ -63,6 +63,8 @@ struct node {
     std::uint32_t p0 = 0, p1 = 0, p2 = 0;  // integer parameters (see node_kind)
     float value = 0.0f;              // constant; rope theta
     name_buf name;                   // leaf
+    std::uint8_t step = 0;           // the step of a steps(...) program that computes it (0 for leaves and constants,
+                                     // which every step shares)
 
     constexpr std::uint64_t elements() const { return rank == 2 ? rows * cols : rows; }
     constexpr int child(int k) const { return k == 0 ? a : k == 1 ? b : k == 2 ? c : d; }
@@ -70,7 +72,8 @@ struct node {
         return kind == o.kind && operation == o.operation && leaf_role == o.leaf_role && dtype == o.dtype &&
                rank == o.rank && rows == o.rows && cols == o.cols && a == o.a && b == o.b && c == o.c && d == o.d &&
                p0 == o.p0 && p1 == o.p1 && p2 == o.p2 &&
-               std::bit_cast<std::uint32_t>(value) == std::bit_cast<std::uint32_t>(o.value) && name == o.name;
+               std::bit_cast<std::uint32_t>(value) == std::bit_cast<std::uint32_t>(o.value) && name == o.name &&
+               step == o.step;
     }
 };
 
@@ -89,11 +92,21 @@ enum class naming_error : std::uint8_t {
     two_results_share_a_name,     // two outputs or named<> results called the same
     result_named_like_a_placeholder,  // an output or named<> result with the name of an input, weight, ...
     output_is_a_placeholder,      // `y = x` with x a placeholder: nothing to compute (use x itself)
+    per_layer_leaf_outside_stack, // a weight or state of a stack<L>'s body is also read by another step
+    step_output_shape_differs,    // a later step reads an earlier step's output with another shape or type
 };
 
 struct diagnostic {
     naming_error error = naming_error::none;
     name_buf name;
+};
+
+// How a program's nodes divide into steps (steps(...)), and its stack of layers if it has one.
+struct step_layout {
+    int step_count = 1;
+    int stack_step = -1;       // the step that is a stack<L>(...), -1 for none
+    std::uint32_t layers = 1;  // L
+    name_buf carry_in, carry_out;  // the stack's input and output: layer i's output is layer i + 1's input
 };
 
 template <std::size_t Cap>
@@ -105,6 +118,7 @@ struct graph {
     output_record outputs[Cap] = {};
     int output_count = 0;
     diagnostic problem;  // the first naming mistake, if any
+    step_layout steps;
 
     constexpr const node& operator[](int i) const { return nodes[i]; }
 };
@@ -119,10 +133,14 @@ struct growing_graph {
     int size = 0;
     int output_count = 0;
     diagnostic problem;
+    step_layout steps;
+    std::uint8_t current_step = 0;  // the step being lowered
 
-    // The index of a node equal to `n`, adding it if new. (Two placeholders of one name are caught where the program
-    // is formed, expr/names.hpp.)
-    constexpr int intern(const node& n) {
+    // The index of a node equal to `n`, adding it if new; computed nodes belong to the step being lowered, so equal
+    // expressions of two steps stay two nodes (a stack's body runs once per layer, the other steps once). (Two
+    // placeholders of one name are caught where the program is formed, expr/names.hpp.)
+    constexpr int intern(node n) {
+        n.step = n.kind == node_kind::leaf || n.kind == node_kind::constant ? 0 : current_step;
         for (int i = 0; i < size; ++i)
             if (nodes[i].same(n)) return i;
         nodes.push_back(n);
@@ -171,7 +189,9 @@ template <class E, class G>
 constexpr int lower(G& g) {
     constexpr std::uint64_t key = expr::structural_hash<E>;
     for (int i = 0; i < g.size; ++i)
-        if (g.keys[i] == key) return i;
+        if (g.keys[i] == key && (g.nodes[i].step == g.current_step || g.nodes[i].kind == node_kind::leaf ||
+                                 g.nodes[i].kind == node_kind::constant))
+            return i;
     const int i = lower_node<E>::apply(g);
     if (g.keys[i] == 0) g.keys[i] = key;
     return i;
@@ -382,7 +402,7 @@ struct entry_lowering<expr::assignment<Out, E>> {
 };
 
 template <class P>
-struct program_lowering;
+struct program_lowering : program_lowering<typename expr::as_program<P>::type> {};
 
 template <class... Entries>
 struct program_lowering<expr::program<Entries...>> {
@@ -392,11 +412,61 @@ struct program_lowering<expr::program<Entries...>> {
     }
 };
 
+template <std::size_t L, class In, class Out, class Body>
+struct program_lowering<expr::stack<L, In, Out, Body>> {
+    template <class G>
+    static constexpr void apply(G& g) {
+        g.steps.stack_step = g.current_step;
+        g.steps.layers = static_cast<std::uint32_t>(L);
+        g.steps.carry_in = name_buf::from(In::name);
+        g.steps.carry_out = name_buf::from(Out::name);
+        program_lowering<Body>::apply(g);
+    }
+};
+
+// Each step in turn; its nodes are tagged with its index.
+template <class... Steps>
+struct program_lowering<expr::steps<Steps...>> {
+    template <class G>
+    static constexpr void apply(G& g) {
+        g.steps.step_count = static_cast<int>(sizeof...(Steps));
+        ((program_lowering<Steps>::apply(g), ++g.current_step), ...);
+        check_steps(g);
+    }
+
+    // Per-layer leaves stay inside their stack, and what flows between steps agrees in shape.
+    template <class G>
+    static constexpr void check_steps(G& g) {
+        const step_layout& st = g.steps;
+        if (st.stack_step < 0) return;
+        for (int leaf = 0; leaf < g.size; ++leaf) {
+            const node& l = g.nodes[leaf];
+            if (l.kind != node_kind::leaf || (l.leaf_role != role::weight && l.leaf_role != role::state)) continue;
+            bool inside = false, outside = false;
+            for (int i = 0; i < g.size; ++i)
+                for (int k = 0; k < 4; ++k)
+                    if (g.nodes[i].child(k) == leaf) (g.nodes[i].step == st.stack_step ? inside : outside) = true;
+            if (inside && outside) g.report(naming_error::per_layer_leaf_outside_stack, l.name);
+        }
+        // An input leaf named like an earlier step's output reads that output: same shape, f32 or u32 alike.
+        for (int leaf = 0; leaf < g.size; ++leaf) {
+            const node& l = g.nodes[leaf];
+            if (l.kind != node_kind::leaf) continue;
+            for (int o = 0; o < g.output_count; ++o) {
+                const node& r = g.nodes[g.outputs[o].node];
+                if (!(g.outputs[o].name == l.name)) continue;
+                if (l.leaf_role != role::input || r.elements() != l.elements() || g.outputs[o].dtype != l.dtype)
+                    g.report(naming_error::step_output_shape_differs, l.name);
+            }
+        }
+    }
+};
+
 // The DAG of a program type (an assignment or a layer_graph(...)), in a graph of exactly its size: lowered into a
 // growing graph once to learn the size, then again to fill the fixed one (a constant's storage cannot be dynamic).
 template <class Program>
 constexpr auto lower_program() {
-    using P = typename expr::as_program<Program>::type;
+    using P = Program;
     constexpr int size = [] {
         growing_graph g;
         program_lowering<P>::apply(g);
@@ -414,6 +484,7 @@ constexpr auto lower_program() {
     for (int o = 0; o < wide.output_count; ++o) g.outputs[o] = wide.outputs[o];
     g.output_count = wide.output_count;
     g.problem = wide.problem;
+    g.steps = wide.steps;
     return g;
 }
 

@@ -45,10 +45,21 @@ constexpr void group_roots(program_plan<Cap>& p) {
     auto add_root = [&](kernel_record& k, int root) {
         if (k.segment_count == max_kernel_roots) vkfuse_error_a_kernel_has_more_than_16_roots();
         k.segments[k.segment_count++].root = root;
+        k.step = g[root].step;
+    };
+    // the stack's kernels, a contiguous range (steps run in order)
+    auto find_stack = [&] {
+        p.stack_first = p.stack_last = 0;
+        for (int k = 0; k < p.kernel_count; ++k) {
+            if (p.kernels[k].step != g.steps.stack_step) continue;
+            if (p.stack_last == 0) p.stack_first = k;
+            p.stack_last = k + 1;
+        }
     };
     if (p.how == strategy::per_op) {
-        for (int i = 0; i < g.size; ++i)
+        for (int i = 0; i < g.size; ++i)  // node order is step order: a step's nodes are lowered after the last's
             if (p.materialized[i]) add_root(start_kernel(kind_of(p, i)), i);
+        find_stack();
         return;
     }
     // level: 1 + the deepest materialised value the root's code reads
@@ -64,19 +75,23 @@ constexpr void group_roots(program_plan<Cap>& p) {
         level[i] = l;
         if (l > max_level) max_level = l;
     }
+    // steps in order (a later step reads an earlier one's outputs through buffers, so its levels start again at 1)
     constexpr kernel_kind kinds[3] = {kernel_kind::elementwise, kernel_kind::matvec, kernel_kind::attention};
-    for (int l = 1; l <= max_level; ++l) {
-        for (kernel_kind kind : kinds) {
-            kernel_record* k = nullptr;
-            for (int i = 0; i < g.size; ++i) {
-                if (!p.materialized[i] || level[i] != l || kind_of(p, i) != kind) continue;
-                // an attention kernel has one root: its geometry (a workgroup per head) is the root's
-                if (!k || kind == kernel_kind::attention || k->segment_count == max_kernel_roots)
-                    k = &start_kernel(kind);
-                add_root(*k, i);
+    for (int step = 0; step < g.steps.step_count; ++step) {
+        for (int l = 1; l <= max_level; ++l) {
+            for (kernel_kind kind : kinds) {
+                kernel_record* k = nullptr;
+                for (int i = 0; i < g.size; ++i) {
+                    if (!p.materialized[i] || g[i].step != step || level[i] != l || kind_of(p, i) != kind) continue;
+                    // an attention kernel has one root: its geometry (a workgroup per head) is the root's
+                    if (!k || kind == kernel_kind::attention || k->segment_count == max_kernel_roots)
+                        k = &start_kernel(kind);
+                    add_root(*k, i);
+                }
             }
         }
     }
+    find_stack();
 }
 
 // Segments, units, the lanes rule and the attention geometry.

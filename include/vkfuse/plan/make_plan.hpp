@@ -35,6 +35,13 @@ constexpr void report_naming_error() {
                   "vkfuse: an output or named<> value is a placeholder itself, so there is nothing to compute; "
                   "use the placeholder directly (its name is the fixed_string argument of report_naming_error, shown "
                   "with this error)");
+    static_assert(E != naming_error::per_layer_leaf_outside_stack || dependent_false<decltype(Name)>,
+                  "vkfuse steps(...): a weight or state of a stack<L>'s body is per layer (L copies), so no other step "
+                  "may read it; give the other step its own placeholder (the name is the fixed_string argument of "
+                  "report_naming_error, shown with this error)");
+    static_assert(E != naming_error::step_output_shape_differs || dependent_false<decltype(Name)>,
+                  "vkfuse steps(...): a later step reads an earlier step's output with another shape or type, or not "
+                  "as an input<>; the name is the fixed_string argument of report_naming_error, shown with this error");
 }
 
 template <auto Name>

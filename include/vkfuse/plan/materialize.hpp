@@ -138,17 +138,41 @@ constexpr void lay_out_buffers(program_plan<Cap>& p) {
         }
         add(i, n.name, n.leaf_role, false, n.dtype);
     }
-    // outputs and named results, then temporaries; an append lives in the buffer of its cache
+    // outputs and named results, then temporaries; an append lives in the buffer of its cache. A later step's input
+    // of an output's name is that output's buffer (steps(...)).
     for (int pass = 0; pass < 2; ++pass) {
         for (int i = 0; i < g.size; ++i) {
             if (!p.materialized[i] || g[i].kind == node_kind::append) continue;
             const bool has_name = !g.result_name[i].empty();
             if ((pass == 0) != has_name) continue;
+            const int read_later = has_name ? p.buffer_index(g.result_name[i].view()) : -1;
+            if (read_later >= 0) {
+                buffer_slot& b = p.buffers[read_later];
+                b.slot_role = role::output;
+                b.node = i;
+                p.buffer_of_node[i] = read_later;
+                continue;
+            }
             add(i, g.result_name[i], role::output, !has_name, g[i].dtype);
         }
     }
     for (int i = 0; i < g.size; ++i)
         if (g[i].kind == node_kind::append) p.buffer_of_node[i] = p.buffer_of_node[g[i].a];
+    // a stack's weights and states: one copy per layer; its input and output: the hidden state it carries
+    const step_layout& st = g.steps;
+    if (st.stack_step < 0) return;
+    for (int i = 0; i < g.size; ++i) {
+        if (g[i].step != st.stack_step || g[i].kind == node_kind::leaf || g[i].kind == node_kind::constant) continue;
+        for (int k = 0; k < 4; ++k) {
+            const int ch = g[i].child(k);
+            if (ch < 0 || g[ch].kind != node_kind::leaf) continue;
+            if (g[ch].leaf_role == role::weight || g[ch].leaf_role == role::state)
+                p.buffers[p.buffer_of_node[ch]].layers = st.layers;
+        }
+    }
+    const int in = p.buffer_index(st.carry_in.view()), out = p.buffer_index(st.carry_out.view());
+    if (in >= 0) p.buffers[in].carry = buffer_slot::carry_kind::in;
+    if (out >= 0) p.buffers[out].carry = buffer_slot::carry_kind::out;
 }
 
 template <std::size_t Cap>

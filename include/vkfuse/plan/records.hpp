@@ -55,8 +55,22 @@ struct buffer_slot {
     std::uint64_t elements = 0;
     std::uint64_t rows = 0, cols = 0;  // a matrix's shape, for messages
     int node = -1;                     // the graph node it holds
+    // A stack<L>'s per-layer weights and states have `layers` = L copies, layer i's bound to layer i's dispatches.
+    std::uint32_t layers = 1;
+    // The stack's input and output: layer i reads copy i of the hidden state and writes copy i + 1 (copy 0 is the
+    // input buffer, copy L the output buffer, the others the runtime's).
+    enum class carry_kind : std::uint8_t { none, in, out } carry = carry_kind::none;
 
-    constexpr std::uint64_t bytes() const { return storage_bytes(dtype, elements); }
+    constexpr std::uint64_t bytes() const { return storage_bytes(dtype, elements); }  // of one layer's copy
+    constexpr bool per_layer() const { return layers > 1 || carry != carry_kind::none; }
+    // Where a single-dispatch stack keeps every layer's copy in one buffer, copy i starts at element i * stride:
+    // the elements rounded up to 16 bytes, so every copy is aligned for vec4 views, fills and copies (a block
+    // format's copy is a multiple of 8 blocks).
+    constexpr std::uint64_t layer_stride() const {
+        const std::uint64_t unit = is_block_format(dtype) ? 256 : dtype == dtype_code::f16 || dtype == dtype_code::bf16 ? 8 : 4;
+        return (elements + unit - 1) / unit * unit;
+    }
+    constexpr std::uint64_t layer_stride_bytes() const { return storage_bytes(dtype, layer_stride()); }
 };
 
 // How a shader uses one of its buffers.
@@ -156,6 +170,7 @@ struct kernel_record {
     helper_set helpers;
     shared_layout shared;
     fence before = fence::none;      // single_dispatch: what precedes this phase
+    int step = 0;                    // the step of a steps(...) program it belongs to
 
     std::uint64_t matrix_bytes = 0;  // weight matrices streamed per run
     std::uint64_t flops = 0;         // arithmetic per run, roughly (2 per multiply-add, op_info::flops per element)
@@ -253,6 +268,12 @@ struct program_plan {
     int param_words = 0;
     int loop_param = -1;                  // repeat<>: the index that runs 0 .. loop_count-1 (a params[] position)
     std::uint32_t loop_count = 0;
+
+    // steps(...) and stack<L>: which step each kernel belongs to (kernel_record::step); the stack step's kernels run
+    // once per layer, [stack_first, stack_last) in kernel order.
+    int stack_first = 0, stack_last = 0;
+    constexpr bool stacked() const { return g.steps.stack_step >= 0; }
+    constexpr std::uint32_t layers() const { return g.steps.layers; }
 
     kernel_record kernels[Cap] = {};
     int kernel_count = 0;

@@ -82,7 +82,12 @@ public:
     static constexpr bool repeating = plan.loop_param >= 0;
     static constexpr int runs_per_call =
         repeating && How != strategy::single_dispatch ? static_cast<int>(plan.loop_count) : 1;
-    static constexpr int dispatch_count = shader_count * runs_per_call;
+    // A stack<L> records its kernels once per layer (single_dispatch loops over the layers inside its dispatch).
+    static constexpr int layers = static_cast<int>(plan.layers());
+    static constexpr int dispatch_count =
+        runs_per_call * (How == strategy::single_dispatch
+                             ? 1
+                             : shader_count + (layers - 1) * (plan.stack_last - plan.stack_first));
 
     explicit program(context& ctx, program_options options = {})
         : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options, How == strategy::single_dispatch)),
@@ -93,6 +98,13 @@ public:
         int widest = 0;
         for (int s = 0; s < shader_count; ++s) widest = std::max(widest, plan.shader(s).binding_count);
         packed_ = options.pack_buffers || static_cast<std::uint32_t>(widest) > limit;
+        if (packed_ && plan.stacked())
+            throw usage_error("vkfuse program: a stack of layers binds each layer's buffers separately, but " +
+                              std::string(options.pack_buffers ? "pack_buffers was asked for"
+                                                               : "its kernels need " + std::to_string(widest) +
+                                                                     " bindings and " + ctx.device().name +
+                                                                     " allows " + std::to_string(limit)) +
+                              "; packing is not available for stacks.");
         check_sizes();
         build_kernels();
         allocate_buffers();
@@ -109,24 +121,43 @@ public:
 
     // Copies f32 values into buffer `name`: an input, a weight or a state; the count must match its shape. A buffer
     // stored as f16, bf16, q8_0 or q4_0 gets the values converted (rounded to nearest even; quantised as GGUF does).
+    // A per-layer weight or state of a stack<L> takes every layer's values, layer 0's first.
     void upload(std::string_view name, std::span<const float> data) {
         std::lock_guard lock(*lock_);
         const int b = uploadable(name);
-        check_size(b, data.size(), "upload");
-        const auto& s = plan.buffers[b];
-        if (s.dtype == dtype_code::f32)
-            write_region(b, std::as_bytes(data));
-        else
-            write_region(b, formats::encode(data, formats::format_of(s.dtype), rows_of(b), cols_of(b)));
-        written_[static_cast<std::size_t>(b)] = true;
+        const std::size_t n = plan.buffers[b].elements;
+        check_size(b, data.size(), "upload", copies(b));
+        for (int layer = 0; layer < copies(b); ++layer) upload_values(b, layer, data.subspan(layer * n, n));
     }
     void upload(std::string_view name, const std::vector<float>& data) { upload(name, std::span<const float>(data)); }
+    // Layer `layer`'s copy of a per-layer weight or state of a stack<L>.
+    void upload(std::string_view name, int layer, std::span<const float> data) {
+        std::lock_guard lock(*lock_);
+        const int b = uploadable(name);
+        check_layer(b, layer);
+        check_size(b, data.size(), "upload");
+        upload_values(b, layer, data);
+    }
+    void upload(std::string_view name, int layer, const std::vector<float>& data) {
+        upload(name, layer, std::span<const float>(data));
+    }
 
     // Copies a tensor already in `format` (say a bf16 checkpoint's bytes) into buffer `name`, converting it to the
     // buffer's storage if that differs: bf16 to q4_0 quantises, bf16 to bf16 copies.
+    // (A per-layer weight of a stack<L> takes one layer's tensor: give its layer.)
     void upload_encoded(std::string_view name, std::span<const std::byte> data, formats::weight_format format) {
+        upload_encoded(name, -1, data, format);
+    }
+    void upload_encoded(std::string_view name, int layer, std::span<const std::byte> data,
+                        formats::weight_format format) {
         std::lock_guard lock(*lock_);
         const int b = uploadable(name);
+        if (layer < 0 && copies(b) > 1)
+            throw usage_error("vkfuse program: '" + std::string(name) + "' has a copy per layer (" +
+                              std::to_string(copies(b)) + "); upload_encoded(\"" + std::string(name) +
+                              "\", layer, bytes, format) fills one.");
+        if (layer < 0) layer = 0;
+        check_layer(b, layer);
         const std::size_t rows = rows_of(b), cols = cols_of(b);
         if (data.size() != formats::tensor_bytes(format, rows, cols))
             throw usage_error("vkfuse program: upload of " + std::to_string(data.size()) + " bytes of " +
@@ -135,13 +166,13 @@ public:
                               std::string(formats::format_name(format)) + " would hold.");
         const formats::weight_format storage = formats::format_of(plan.buffers[b].dtype);
         if (storage == format) {
-            write_region(b, data);
+            write_region(b, data, layer);
         } else {
             std::vector<std::byte> converted(formats::tensor_bytes(storage, rows, cols));
             formats::convert(data, format, converted, storage, rows, cols);
-            write_region(b, converted);
+            write_region(b, converted, layer);
         }
-        written_[static_cast<std::size_t>(b)] = true;
+        mark_written(b, layer);
     }
 
     // Copies u32 values (token ids) into u32 buffer `name`: an input or a state.
@@ -150,32 +181,42 @@ public:
         const int b = slot(name);
         if (plan.buffers[b].dtype != dtype_code::u32 || plan.buffers[b].slot_role == role::output)
             throw usage_error("vkfuse program: " + describe_buffer(b) + "; upload_indices fills u32 inputs and states.");
-        check_size(b, data.size(), "upload");
-        write_region(b, std::as_bytes(data));
-        written_[static_cast<std::size_t>(b)] = true;
+        check_size(b, data.size(), "upload", copies(b));
+        const std::size_t n = plan.buffers[b].elements;
+        for (int layer = 0; layer < copies(b); ++layer) {
+            write_region(b, std::as_bytes(data.subspan(layer * n, n)), layer);
+            mark_written(b, layer);
+        }
     }
 
     // The contents of f32 buffer `name`: an output, a named result, a state, or what was uploaded. A u32 output (an
     // argmax) comes from download_indices; a value nothing has written yet is an error, not zeros.
+    // A per-layer state of a stack<L> (a KV cache) gives every layer's copy, layer 0's first.
     std::vector<float> download(std::string_view name) const {
         std::lock_guard lock(*lock_);
         const int b = readable(name, dtype_code::f32);
-        const auto& s = plan.buffers[b];
-        if (s.dtype != dtype_code::f32) {  // 16-bit or blocks: the stored bits, as the values they stand for
-            std::vector<std::byte> stored(s.bytes());
-            read_region(b, stored);
-            return formats::decode(stored, formats::format_of(s.dtype), rows_of(b), cols_of(b));
+        std::vector<float> out;
+        for (int layer = 0; layer < copies(b); ++layer) {
+            const std::vector<float> one = download_values(b, layer);
+            out.insert(out.end(), one.begin(), one.end());
         }
-        std::vector<float> out(s.elements);
-        read_region(b, std::as_writable_bytes(std::span<float>(out)));
         return out;
+    }
+    // Layer `layer`'s copy of a per-layer weight or state.
+    std::vector<float> download(std::string_view name, int layer) const {
+        std::lock_guard lock(*lock_);
+        check_layer(slot(name), layer);
+        const int b = readable(name, dtype_code::f32, layer);
+        return download_values(b, layer);
     }
     // The contents of a u32 buffer (an argmax output).
     std::vector<std::uint32_t> download_indices(std::string_view name) const {
         std::lock_guard lock(*lock_);
         const int b = readable(name, dtype_code::u32);
-        std::vector<std::uint32_t> out(plan.buffers[b].elements);
-        read_region(b, std::as_writable_bytes(std::span<std::uint32_t>(out)));
+        std::vector<std::uint32_t> out(plan.buffers[b].elements * static_cast<std::size_t>(copies(b)));
+        const std::size_t n = plan.buffers[b].elements;
+        for (int layer = 0; layer < copies(b); ++layer)
+            read_region(b, std::as_writable_bytes(std::span<std::uint32_t>(out).subspan(layer * n, n)), layer);
         return out;
     }
 
@@ -230,16 +271,41 @@ public:
         if (external.size() != plan.buffers[b].bytes())
             throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
                               " bytes, but " + describe_buffer(b) + ".");
-        bound_[static_cast<std::size_t>(b)] = &external;
-        written_[static_cast<std::size_t>(b)] = true;  // what it holds is the caller's to know
+        if (copies(b) > 1)
+            throw usage_error("vkfuse program: '" + std::string(name) + "' has a copy per layer (" +
+                              std::to_string(copies(b)) + "); bind(\"" + std::string(name) +
+                              "\", layer, buffer) binds one.");
+        if (layers_in_one_buffer && plan.buffers[b].per_layer())
+            throw usage_error("vkfuse program: '" + std::string(name) + "' is the state a single-dispatch stack "
+                              "carries from layer to layer, which lives in a buffer of its own; upload its data "
+                              "instead.");
+        bound_[static_cast<std::size_t>(b)][0] = &external;
+        mark_written(b, 0);  // what it holds is the caller's to know
+        sequence_.reset();
+    }
+    // Layer `layer`'s copy of a per-layer weight or state.
+    void bind(std::string_view name, int layer, vulkan::buffer& external) {
+        std::lock_guard lock(*lock_);
+        const int b = slot(name);
+        check_layer(b, layer);
+        if (plan.buffers[b].slot_role == role::table || external.size() != plan.buffers[b].bytes())
+            throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
+                              " bytes, but " + describe_buffer(b) + ".");
+        if (layers_in_one_buffer)
+            throw usage_error("vkfuse program: a single-dispatch stack keeps every layer's copy of '" +
+                              std::string(name) + "' in one buffer, so one layer cannot be bound; upload instead.");
+        bound_[static_cast<std::size_t>(b)][static_cast<std::size_t>(layer)] = &external;
+        mark_written(b, layer);
         sequence_.reset();
     }
 
-    // The buffer currently used for `name` (when packed, the one buffer that holds them all).
-    vulkan::buffer& buffer(std::string_view name) {
+    // The buffer currently used for `name` (when packed, the one buffer that holds them all); layer `layer`'s copy of
+    // a per-layer one.
+    vulkan::buffer& buffer(std::string_view name, int layer = 0) {
         std::lock_guard lock(*lock_);
         const int b = slot(name);
-        return packed_ ? *arena_ : *bound_[static_cast<std::size_t>(b)];
+        check_layer(b, layer);
+        return packed_ ? *arena_ : *region(b, layer).buffer;
     }
 
     // Fills outputs, named results and temporaries with NaN, so a kernel that skips an element cannot pass a check.
@@ -249,6 +315,7 @@ public:
             if (plan.buffers[b].slot_role != role::output || plan.in_shared_memory(b)) continue;
             fill(b, 0x7fc00000u);
         }
+        for (vulkan::buffer& h : hidden_) h.fill(0x7fc00000u);
     }
 
     // True when every buffer lives in one binding (see program_options::max_bindings).
@@ -352,6 +419,80 @@ public:
     }
 
 private:
+    // Copies of buffer b: a stack's per-layer weights and states have one per layer, everything else one. Under fused
+    // and per_op each copy is a buffer of its own, bound to its layer's dispatches, and the hidden state a stack
+    // carries is one buffer per end plus hidden_ between layers. Under single_dispatch the shader indexes the layers
+    // (glsl/access.hpp, layer_offset): the copies lie back to back in one buffer, and the carried state is one
+    // buffer of L + 1 rows, the stack's input row 0 and its output row L.
+    static int copies(int b) { return static_cast<int>(plan.buffers[b].layers); }
+    static constexpr bool layers_in_one_buffer = How == strategy::single_dispatch && plan.stacked();
+
+    // Where copy `layer` of buffer b lives: a buffer and a byte offset in it.
+    struct region_ref {
+        vulkan::buffer* buffer;
+        std::uint64_t offset;
+    };
+    region_ref region(int b, int layer) const {
+        const auto& s = plan.buffers[b];
+        const auto& copies_of_b = bound_[static_cast<std::size_t>(b)];
+        if (!layers_in_one_buffer) return {copies_of_b[static_cast<std::size_t>(layer)], 0};
+        using carry = vkfuse::plan::buffer_slot::carry_kind;
+        const std::uint64_t row = s.carry == carry::out ? static_cast<std::uint64_t>(layers) : std::uint64_t(layer);
+        return {copies_of_b[0], row * s.layer_stride_bytes()};
+    }
+    // Bytes of the buffer that holds slot b (every layer's copy, under single_dispatch).
+    static std::uint64_t allocation_bytes(int b) {
+        const auto& s = plan.buffers[b];
+        if (!layers_in_one_buffer || !s.per_layer()) return s.bytes();
+        return s.layer_stride_bytes() * (s.carry != vkfuse::plan::buffer_slot::carry_kind::none ? layers + 1u : s.layers);
+    }
+
+    static void check_layer(int b, int layer) {
+        if (layer < 0 || layer >= copies(b))
+            throw usage_error("vkfuse program: layer " + std::to_string(layer) + " of " + describe_buffer(b) +
+                              (copies(b) == 1 ? ", which is not per layer: leave the layer out."
+                                              : ", one copy per layer for " + std::to_string(copies(b)) +
+                                                    " layers: give a layer below that."));
+    }
+
+    // The buffer the dispatches of layer `layer` of a stack bind for slot b (layer -1: a dispatch outside the stack).
+    vulkan::buffer* buffer_for(int b, int layer) const {
+        const auto& s = plan.buffers[b];
+        const auto& copies_of_b = bound_[static_cast<std::size_t>(b)];
+        using carry = vkfuse::plan::buffer_slot::carry_kind;
+        if (layer < 0) return copies_of_b[0];
+        if (s.carry == carry::in && layer > 0) return const_cast<vulkan::buffer*>(&hidden_[layer - 1]);
+        if (s.carry == carry::out && layer < layers - 1) return const_cast<vulkan::buffer*>(&hidden_[layer]);
+        return copies_of_b[copies_of_b.size() == 1 ? 0 : static_cast<std::size_t>(layer)];
+    }
+
+    void mark_written(int b, int layer) { written_[static_cast<std::size_t>(b)][static_cast<std::size_t>(layer)] = true; }
+    bool all_written(int b) const {
+        const auto& w = written_[static_cast<std::size_t>(b)];
+        return std::all_of(w.begin(), w.end(), [](bool x) { return x; });
+    }
+
+    void upload_values(int b, int layer, std::span<const float> data) {
+        const auto& s = plan.buffers[b];
+        if (s.dtype == dtype_code::f32)
+            write_region(b, std::as_bytes(data), layer);
+        else
+            write_region(b, formats::encode(data, formats::format_of(s.dtype), rows_of(b), cols_of(b)), layer);
+        mark_written(b, layer);
+    }
+
+    std::vector<float> download_values(int b, int layer) const {
+        const auto& s = plan.buffers[b];
+        if (s.dtype != dtype_code::f32) {  // 16-bit or blocks: the stored bits, as the values they stand for
+            std::vector<std::byte> stored(s.bytes());
+            read_region(b, stored, layer);
+            return formats::decode(stored, formats::format_of(s.dtype), rows_of(b), cols_of(b));
+        }
+        std::vector<float> out(s.elements);
+        read_region(b, std::as_writable_bytes(std::span<float>(out)), layer);
+        return out;
+    }
+
     int slot(std::string_view name) const {
         const int b = plan.buffer_index(name);
         if (b < 0) throw usage_error("vkfuse program: no buffer named '" + std::string(name) + "'. " + names_text());
@@ -381,7 +522,7 @@ private:
     }
 
     // The buffer of `name` if it holds `want` values (f32 stands for every float storage) that something wrote.
-    int readable(std::string_view name, dtype_code want) const {
+    int readable(std::string_view name, dtype_code want, int layer = -1) const {
         const int b = slot(name);
         const auto& s = plan.buffers[b];
         if ((s.dtype == dtype_code::u32) != (want == dtype_code::u32))
@@ -389,7 +530,7 @@ private:
                               (s.dtype == dtype_code::u32 ? "download it with download_indices(\"" + std::string(name) +
                                                                 "\")."
                                                           : "download it with download(\"" + std::string(name) + "\")."));
-        if (!written_[static_cast<std::size_t>(b)])
+        if (layer < 0 ? !all_written(b) : !written_[static_cast<std::size_t>(b)][static_cast<std::size_t>(layer)])
             throw usage_error("vkfuse program: " + describe_buffer(b) + " and nothing has written it yet; " +
                               (s.slot_role == role::output ? "run() the program first."
                                                            : "upload(\"" + std::string(name) + "\", ...) it first."));
@@ -419,7 +560,8 @@ private:
         const std::string what = s.slot_role == role::output && !plan.is_output(s.node) ? "named result"
                                                                                         : detail::role_name(s.slot_role);
         return what + " '" + std::string(s.name.view()) + "' is " + std::string(dtype_name(s.dtype)) + "[" + shape +
-               "] = " + std::to_string(s.bytes()) + " bytes";
+               "] = " + std::to_string(s.bytes()) + " bytes" +
+               (s.layers > 1 ? " per layer, one copy for each of " + std::to_string(s.layers) + " layers" : "");
     }
 
     static std::string names_text() {
@@ -435,11 +577,14 @@ private:
         return text;
     }
 
-    static void check_size(int b, std::size_t elements, std::string_view doing) {
-        if (elements != plan.buffers[b].elements)
+    static void check_size(int b, std::size_t elements, std::string_view doing, int layer_copies = 1) {
+        const std::size_t want = plan.buffers[b].elements * static_cast<std::size_t>(layer_copies);
+        if (elements != want)
             throw usage_error("vkfuse program: " + std::string(doing) + " of " + std::to_string(elements) +
-                              " elements, but " + describe_buffer(b) + ". Pass exactly " +
-                              std::to_string(plan.buffers[b].elements) + " elements.");
+                              " elements, but " + describe_buffer(b) + ". Pass exactly " + std::to_string(want) +
+                              " elements" + (layer_copies > 1 ? " (every layer's, layer 0's first), or one layer's "
+                                                                "with upload(name, layer, values)."
+                                                              : "."));
     }
 
     // Every buffer must fit what one binding can address and one allocation can hold on this device.
@@ -461,7 +606,12 @@ private:
             return;
         }
         for (int b = 0; b < plan.buffer_count; ++b)
-            if (!plan.in_shared_memory(b)) fits(plan.buffers[b].bytes(), describe_buffer(b));
+            if (!plan.in_shared_memory(b))
+                fits(allocation_bytes(b), allocation_bytes(b) == plan.buffers[b].bytes()
+                                              ? describe_buffer(b)
+                                              : describe_buffer(b) + ", " + std::to_string(allocation_bytes(b)) +
+                                                    " bytes for all layers in one buffer (single_dispatch; the "
+                                                    "fused and per_op strategies bind each layer's on its own)");
     }
 
     void build_kernels() {
@@ -520,18 +670,38 @@ private:
     }
 
     void allocate_buffers() {
-        written_.assign(static_cast<std::size_t>(plan.buffer_count), false);
+        written_.clear();
+        for (int b = 0; b < plan.buffer_count; ++b) written_.emplace_back(static_cast<std::size_t>(copies(b)), false);
         param_set_.assign(static_cast<std::size_t>(plan.param_count), false);
         if (packed_) {
             arena_ = std::make_unique<vulkan::buffer>(*ctx_, static_cast<std::size_t>(plan.arena_floats * 4));
         } else {
-            owned_.reserve(static_cast<std::size_t>(plan.buffer_count));
+            std::size_t total = 0;
+            for (int b = 0; b < plan.buffer_count; ++b) total += static_cast<std::size_t>(copies(b));
+            owned_.reserve(total);  // no reallocation: bound_ points into it
+            using carry = vkfuse::plan::buffer_slot::carry_kind;
+            const int carried_in = plan.buffer_index(plan.g.steps.carry_in.view());
             for (int b = 0; b < plan.buffer_count; ++b) {
+                bound_.emplace_back();
+                // single_dispatch: the stack's output is rows of the one buffer its input has
+                if (layers_in_one_buffer && plan.buffers[b].carry == carry::out && carried_in >= 0) continue;
                 // a temporary kept in shared memory needs no buffer; a word keeps the indexing uniform
-                const std::uint64_t bytes = plan.in_shared_memory(b) ? 4 : plan.buffers[b].bytes();
-                owned_.emplace_back(*ctx_, static_cast<std::size_t>(bytes));
+                const std::uint64_t bytes = plan.in_shared_memory(b) ? 4 : allocation_bytes(b);
+                for (int layer = 0; layer < (layers_in_one_buffer ? 1 : copies(b)); ++layer) {
+                    owned_.emplace_back(*ctx_, static_cast<std::size_t>(bytes));
+                    bound_.back().push_back(&owned_.back());
+                }
             }
-            for (auto& o : owned_) bound_.push_back(&o);
+            for (int b = 0; b < plan.buffer_count; ++b)
+                if (bound_[static_cast<std::size_t>(b)].empty())
+                    bound_[static_cast<std::size_t>(b)] = bound_[static_cast<std::size_t>(carried_in)];
+            // the hidden state between layers: layer i's output, layer i + 1's input
+            const int carried_out = plan.buffer_index(plan.g.steps.carry_out.view());
+            if (plan.stacked() && carried_out >= 0 && !layers_in_one_buffer) {
+                hidden_.reserve(static_cast<std::size_t>(layers - 1));
+                for (int layer = 1; layer < layers; ++layer)
+                    hidden_.emplace_back(*ctx_, static_cast<std::size_t>(plan.buffers[carried_out].bytes()));
+            }
         }
         if (plan.param_words > 0) params_ = std::make_unique<vulkan::mapped_buffer>(*ctx_, plan.param_block_bytes());
         for (int b = 0; b < plan.buffer_count; ++b) {
@@ -552,43 +722,53 @@ private:
                 table[pos * d + d / 2 + j] = static_cast<float>(std::sin(angle));
             }
         write_region(b, std::as_bytes(std::span<const float>(table)));
-        written_[static_cast<std::size_t>(b)] = true;
+        mark_written(b, 0);
     }
 
     void zero(int b) {
         fill(b, 0u);
-        written_[static_cast<std::size_t>(b)] = true;
+        for (int layer = 0; layer < copies(b); ++layer) mark_written(b, layer);
     }
 
+    // Every copy of buffer b.
     void fill(int b, std::uint32_t word) {
-        if (packed_)
+        if (packed_) {
             arena_->fill_at(plan.arena_offset[b] * 4, plan.buffers[b].bytes(), word);
-        else
-            bound_[static_cast<std::size_t>(b)]->fill(word);
+            return;
+        }
+        for (int layer = 0; layer < copies(b); ++layer) {
+            const region_ref r = region(b, layer);
+            r.buffer->fill_at(r.offset, plan.buffers[b].bytes(), word);
+        }
     }
 
-    void write_region(int b, std::span<const std::byte> bytes) {
-        if (packed_)
+    void write_region(int b, std::span<const std::byte> bytes, int layer = 0) {
+        if (packed_) {
             arena_->upload_at(plan.arena_offset[b] * 4, bytes);
-        else
-            bound_[static_cast<std::size_t>(b)]->upload(bytes);
+            return;
+        }
+        const region_ref r = region(b, layer);
+        r.buffer->upload_at(r.offset, bytes);
     }
-    void read_region(int b, std::span<std::byte> bytes) const {
-        if (packed_)
+    void read_region(int b, std::span<std::byte> bytes, int layer = 0) const {
+        if (packed_) {
             arena_->download_at(plan.arena_offset[b] * 4, bytes);
-        else
-            bound_[static_cast<std::size_t>(b)]->download(bytes);
+            return;
+        }
+        const region_ref r = region(b, layer);
+        r.buffer->download_at(r.offset, bytes);
     }
 
     void mark_outputs_written() {
         for (int b = 0; b < plan.buffer_count; ++b)
-            if (plan.buffers[b].slot_role == role::output) written_[static_cast<std::size_t>(b)] = true;
+            if (plan.buffers[b].slot_role == role::output)
+                for (int layer = 0; layer < copies(b); ++layer) mark_written(b, layer);
     }
 
     void ensure_ready() {
         for (int b = 0; b < plan.buffer_count; ++b) {
             const auto& s = plan.buffers[b];
-            if (s.slot_role != role::output && !written_[static_cast<std::size_t>(b)])
+            if (s.slot_role != role::output && !all_written(b))
                 throw usage_error("vkfuse program: " + describe_buffer(b) + " and was never given data; call upload(\"" +
                                   std::string(s.name.view()) + "\", ...) or bind it before run().");
         }
@@ -600,26 +780,41 @@ private:
                                   (plan.g[plan.params[i]].dtype == dtype_code::u32 ? "set_index" : "set_param") +
                                   " before run().");
         if (sequence_) return;
+        sequence_ = std::make_unique<vulkan::sequence>(*ctx_, record_dispatches());
+        ++recordings_;
+    }
+
+    // The dispatches of one run: every shader in order, a stack's once per layer with that layer's buffers.
+    std::vector<vulkan::dispatch> record_dispatches() const {
         std::vector<vulkan::dispatch> dispatches;
+        auto add = [&](int s, int run, int layer) {
+            vulkan::dispatch d;
+            d.k = &kernels_[static_cast<std::size_t>(s)];
+            if (packed_)
+                d.buffers.push_back(arena_.get());
+            else
+                for (int b : shader_buffers(s)) d.buffers.push_back(buffer_for(b, layer));
+            d.uniform = params_.get();
+            d.groups = {workgroups(s), 1, 1};
+            if (plan.push_constant_bytes() != 0) {  // this run's position of a repeat<>
+                const auto position = static_cast<std::uint32_t>(run);
+                d.push_constants = vulkan::pack_push_constants(position);
+            }
+            dispatches.push_back(std::move(d));
+        };
+        const bool per_layer = plan.stacked() && How != strategy::single_dispatch;
         for (int run = 0; run < runs_per_call; ++run) {
             for (int s = 0; s < shader_count; ++s) {
-                vulkan::dispatch d;
-                d.k = &kernels_[static_cast<std::size_t>(s)];
-                if (packed_)
-                    d.buffers.push_back(arena_.get());
-                else
-                    for (int b : shader_buffers(s)) d.buffers.push_back(bound_[static_cast<std::size_t>(b)]);
-                d.uniform = params_.get();
-                d.groups = {workgroups(s), 1, 1};
-                if (plan.push_constant_bytes() != 0) {  // this run's position of a repeat<>
-                    const auto position = static_cast<std::uint32_t>(run);
-                    d.push_constants = vulkan::pack_push_constants(position);
+                if (per_layer && s == plan.stack_first && plan.stack_last > plan.stack_first) {
+                    for (int layer = 0; layer < layers; ++layer)
+                        for (int k = plan.stack_first; k < plan.stack_last; ++k) add(k, run, layer);
+                    s = plan.stack_last - 1;
+                    continue;
                 }
-                dispatches.push_back(std::move(d));
+                add(s, run, -1);
             }
         }
-        sequence_ = std::make_unique<vulkan::sequence>(*ctx_, std::move(dispatches));
-        ++recordings_;
+        return dispatches;
     }
 
     context* ctx_;
@@ -630,8 +825,9 @@ private:
     bool packed_ = false;
     std::unique_ptr<vulkan::buffer> arena_;  // every buffer, when packed (a pointer: its address is recorded)
     std::vector<vulkan::buffer> owned_;
-    std::vector<vulkan::buffer*> bound_;
-    std::vector<bool> written_;              // per buffer: uploaded, bound, computed, zeroed or filled by vkfuse
+    std::vector<std::vector<vulkan::buffer*>> bound_;  // per buffer, per copy (a layer's, for per-layer buffers)
+    std::vector<vulkan::buffer> hidden_;     // a stack's hidden state between layers: hidden_[i] is layer i's output
+    std::vector<std::vector<bool>> written_;  // per buffer and copy: uploaded, bound, computed, zeroed or filled
     std::unique_ptr<vulkan::mapped_buffer> params_;  // the parameter block, where the program has params
     std::vector<bool> param_set_;
     std::unique_ptr<vulkan::sequence> sequence_;

@@ -310,4 +310,64 @@ result_map evaluate(const expr::assignment<Out, E>&, bindings& b) {
     return evaluate(expr::program<expr::assignment<Out, E>>{}, b);
 }
 
+// A stack<L>: the body once per layer, each layer seeing its own slice of every per-layer weight and state (the
+// bindings hold all L layers' values of those, layer 0's first) and reading the previous layer's output as its
+// input; the outputs of the last layer. The caller's input is left as it was; the states keep their updates.
+template <std::size_t L, class In, class Out, class Body>
+result_map evaluate(const expr::stack<L, In, Out, Body>&, bindings& b) {
+    std::vector<std::string> per_layer;
+    for (const auto& leaf : expr::detail::program_leaves<Body>())
+        if (leaf.leaf_role == role::weight || leaf.leaf_role == role::state)
+            per_layer.emplace_back(leaf.name, leaf.size);
+    std::map<std::string, std::vector<float>, std::less<>> all;
+    for (const std::string& name : per_layer) {
+        auto it = b.buffers.find(name);
+        if (it == b.buffers.end())
+            throw usage_error("vkfuse::reference: no data bound for '" + name + "' (" + std::to_string(L) +
+                              " layers' values, layer 0's first)");
+        if (it->second.size() % L != 0)
+            throw usage_error("vkfuse::reference: '" + name + "' has " + std::to_string(it->second.size()) +
+                              " values, not a whole number of copies for " + std::to_string(L) + " layers");
+        all[name] = std::move(it->second);
+    }
+    const std::string in(In::name.view()), out(Out::name.view());
+    const auto saved_input = b.buffers.find(in) != b.buffers.end() ? b.buffers[in] : std::vector<float>{};
+    result_map result;
+    for (std::size_t layer = 0; layer < L; ++layer) {
+        for (const std::string& name : per_layer) {
+            const auto& whole = all[name];
+            const std::size_t n = whole.size() / L;
+            b.buffers[name].assign(whole.begin() + static_cast<std::ptrdiff_t>(layer * n),
+                                   whole.begin() + static_cast<std::ptrdiff_t>((layer + 1) * n));
+        }
+        result = evaluate(Body{}, b);
+        for (const std::string& name : per_layer) {  // appends wrote this layer's cache
+            auto& whole = all[name];
+            std::copy(b.buffers[name].begin(), b.buffers[name].end(),
+                      whole.begin() + static_cast<std::ptrdiff_t>(layer * (whole.size() / L)));
+        }
+        const std::vector<double>& y = result.at(out);
+        b.buffers[in].assign(y.begin(), y.end());  // the next layer's input, as the device stores it: f32
+    }
+    for (auto& [name, values] : all) b.buffers[name] = std::move(values);
+    b.buffers[in] = saved_input;
+    return result;
+}
+
+// steps(...): each step in order; a step's outputs are bound by name as inputs of the steps after it. The outputs
+// of every step.
+template <class... Steps>
+result_map evaluate(const expr::steps<Steps...>&, bindings& b) {
+    result_map all;
+    auto one = [&](auto step) {
+        const result_map outputs = evaluate(step, b);
+        for (const auto& [name, values] : outputs) {
+            b.buffers[name].assign(values.begin(), values.end());
+            all[name] = values;
+        }
+    };
+    (one(Steps{}), ...);
+    return all;
+}
+
 } // namespace vkfuse::reference

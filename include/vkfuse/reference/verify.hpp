@@ -66,7 +66,7 @@ reference::bindings randomize(program<Program, How>& prog, const verify_options&
         if (s.slot_role == role::output || s.slot_role == role::table || s.dtype == dtype_code::u32) continue;
         const auto [lo, hi] = range_of(s.name.view());
         std::uniform_real_distribution<float> dist(lo, hi);
-        std::vector<float> data(s.elements);
+        std::vector<float> data(s.elements * s.layers);  // a stack's per-layer buffers: every layer's values
         for (float& v : data) v = dist(rng);
         prog.upload(s.name.view(), data);
         // Eigen evaluates what the device reads: for 16-bit and block storage, the stored values, not the drawn ones

@@ -26,6 +26,7 @@ constexpr void emit_store(T& t, const kernel_view<Cap>& kv, const plan::segment&
         t << "vkf_store_";
         buffer_name(t, kv.p, b);
         t << '(';
+        layer_offset(t, kv, b, false);
         index();
         t << ", ";
         ref(t, kv, seg.stored, s);
