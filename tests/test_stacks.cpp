@@ -198,3 +198,56 @@ TEST_CASE("per-layer uploads and downloads: one layer at a time, checked") {
     // a layer never given its weights is an error at run, naming the weight
     CHECK_THROWS_WITH_AS(prog.run(), doctest::Contains("was never given data"), usage_error);
 }
+
+TEST_CASE_TEMPLATE("the greedy loop on the device: the same tokens as a loop on the host, from one submission per phase",
+                   How, strategy_tag<strategy::fused>, strategy_tag<strategy::single_dispatch>) {
+    using model = tiny_model<3>;
+    using P = program<std::remove_cvref_t<decltype(model::program)>, How::value>;
+    P prog(vkfuse_test::context());
+    // weights that make the argmax depend on the context: a large lm_head, so ties are unlikely
+    reference::bindings host = randomize(prog, {.seed = 11, .ranges = {{"lm_head", {-6.0f, 6.0f}}, {"embed", {-2.0f, 2.0f}}}});
+    const std::vector<std::uint32_t> prompt = {3, 70, 14, 41};
+    constexpr std::size_t new_tokens = 6;
+
+    // on the host: run, download the argmax, feed it back
+    std::vector<std::uint32_t> expected(prompt);
+    prog.reset_states();
+    for (std::size_t pos = 0; pos + 1 < prompt.size() + new_tokens; ++pos) {
+        prog.set_index("pos", static_cast<std::uint32_t>(pos));
+        prog.set_index("token", expected[pos]);
+        prog.run();
+        if (pos + 1 >= prompt.size()) expected.push_back(prog.download_indices("next")[0]);
+    }
+    // and by Eigen, the same way
+    std::vector<std::uint32_t> by_eigen(prompt);
+    for (auto& [name, values] : host.buffers)
+        if (name == "k_cache" || name == "v_cache") std::fill(values.begin(), values.end(), 0.0f);
+    for (std::size_t pos = 0; pos + 1 < prompt.size() + new_tokens; ++pos) {
+        host.indices["pos"] = static_cast<std::uint32_t>(pos);
+        host.indices["token"] = by_eigen[pos];
+        const auto out = reference::evaluate(model::program, host);
+        if (pos + 1 >= prompt.size()) by_eigen.push_back(static_cast<std::uint32_t>(out.at("next")[0]));
+    }
+    CHECK(expected == by_eigen);
+
+    decode_loop loop(prog, {.head_steps = 1u << 2});
+    CHECK(loop.capacity() == 12);
+    const generation g = loop.generate(prompt, new_tokens);
+    CHECK(g.tokens == expected);
+    CHECK(g.prefill_runs == 3);
+    CHECK(g.decode_runs == 6);
+    CHECK(g.recordings == 2);
+    // again: the command buffers are reused, and the caches start empty again
+    const generation again = loop.generate(prompt, new_tokens);
+    CHECK(again.tokens == expected);
+    CHECK(again.recordings == 0);
+    // a shorter prompt and the logits, position by position
+    std::vector<std::vector<float>> logits;
+    const generation stepped = loop.generate_with_logits(std::span(prompt).first(2), 3, "logits",
+                                                         [&](std::size_t, std::vector<float> l) { logits.push_back(l); });
+    CHECK(logits.size() == 4);
+    CHECK(stepped.tokens.size() == 5);
+    CHECK_THROWS_WITH_AS(loop.generate(prompt, 9), doctest::Contains("need 13 positions, but the caches hold 12"),
+                         usage_error);
+    check_validation_clean();
+}

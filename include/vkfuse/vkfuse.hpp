@@ -12,6 +12,7 @@
 #include "core/fixed_string.hpp"  // names as template arguments
 #include "core/text.hpp"          // compile-time text: count, then write
 #include "core/types.hpp"         // f32, f16, shape<...>
+#include "core/rope.hpp"          // RoPE's frequencies, Llama 3's scaling
 
 #include "formats/half.hpp"     // f16 and bf16 storage: exact widening, round-to-nearest-even narrowing
 #include "formats/blocks.hpp"   // q8_0 and q4_0 blocks, byte for byte GGUF's
@@ -30,6 +31,7 @@
 
 #include "vulkan.hpp"            // the generic runtime: context, buffer, kernel, sequence
 #include "program/program.hpp"   // vkfuse::program: a plan made runnable
+#include "program/decode_loop.hpp"  // vkfuse::decode_loop: greedy decoding with the loop on the device
 
 #include "reference/eval.hpp"    // the Eigen evaluator
 #include "reference/verify.hpp"  // vkfuse::verify: device against Eigen on random data

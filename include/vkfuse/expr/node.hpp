@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "../core/fixed_string.hpp"
+#include "../core/rope.hpp"
 #include "../core/types.hpp"
 #include "../ops/traits.hpp"
 
@@ -138,12 +139,14 @@ struct named_value : node_base {
 };
 
 // Rotary position embedding, Hugging Face's rotate-half layout: within each head of HeadDim values, element j and
-// element j + HeadDim/2 are a pair rotated by pos * Theta^(-2j/HeadDim). cos/sin come from a table of MaxPos
-// positions that the library computes in double precision (GPU sin/cos are not accurate enough at large angles).
-template <std::size_t HeadDim, float Theta, std::size_t MaxPos, class X, class Pos>
+// element j + HeadDim/2 are a pair rotated by pos * Theta^(-2j/HeadDim) (or Llama 3's scaled frequency,
+// core/rope.hpp). cos/sin come from a table of MaxPos positions that the library computes in double precision (GPU
+// sin/cos are not accurate enough at large angles).
+template <std::size_t HeadDim, float Theta, std::size_t MaxPos, class X, class Pos, rope_scaling Scaling = rope_scaling{}>
 struct rotary : node_base {
     static constexpr std::size_t head_dim = HeadDim;
     static constexpr float theta = Theta;
+    static constexpr rope_scaling scaling = Scaling;
     static constexpr std::size_t max_positions = MaxPos;
     using dtype = typename X::dtype;
     using shape = typename X::shape;

@@ -257,7 +257,9 @@ constexpr auto named(A) {
 
 // Rotary position embedding (rotate-half layout) of x, a vector of whole heads of HeadDim, at position `pos`.
 // Positions must stay below MaxPos, the length of the cos/sin table.
-template <std::size_t HeadDim, float Theta, std::size_t MaxPos = 4096, expression X, expression Pos>
+// Scaling: Llama 3's frequency scaling (core/rope.hpp); the default is none.
+template <std::size_t HeadDim, float Theta, std::size_t MaxPos = 4096, rope_scaling Scaling = rope_scaling{},
+          expression X, expression Pos>
 constexpr auto rope(X, Pos) {
     if constexpr (std::is_same_v<X, invalid>) {
         return invalid{};
@@ -273,7 +275,9 @@ constexpr auto rope(X, Pos) {
         return invalid{};
     } else {
         static_assert(Theta > 1.0f, "vkfuse rope: Theta (rope_theta) must be greater than 1");
-        return rotary<HeadDim, Theta, MaxPos, X, Pos>{};
+        static_assert(!Scaling.scaled() || (Scaling.factor >= 1.0f && Scaling.high_freq_factor > Scaling.low_freq_factor),
+                      "vkfuse rope: a scaling needs factor >= 1 and high_freq_factor > low_freq_factor");
+        return rotary<HeadDim, Theta, MaxPos, X, Pos, Scaling>{};
     }
 }
 

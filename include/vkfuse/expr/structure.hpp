@@ -44,8 +44,8 @@ template <fixed_string Name, class A>
 struct children<named_value<Name, A>> {
     using type = type_list<A>;
 };
-template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
-struct children<rotary<HD, Theta, MaxPos, X, Pos>> {
+template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos, rope_scaling S>
+struct children<rotary<HD, Theta, MaxPos, X, Pos, S>> {
     using type = type_list<X, Pos>;
 };
 template <class S, class X, class Pos>
@@ -109,9 +109,14 @@ template <fixed_string Name, class A>
 struct own_hash<named_value<Name, A>> {
     static constexpr std::uint64_t value = mix(0x5ull, hash_name(Name));
 };
-template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
-struct own_hash<rotary<HD, Theta, MaxPos, X, Pos>> {
-    static constexpr std::uint64_t value = mix(mix(mix(0x6ull, HD), std::bit_cast<std::uint32_t>(Theta)), MaxPos);
+template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos, rope_scaling S>
+struct own_hash<rotary<HD, Theta, MaxPos, X, Pos, S>> {
+    static constexpr std::uint64_t value =
+        mix(mix(mix(mix(mix(mix(mix(0x6ull, HD), std::bit_cast<std::uint32_t>(Theta)), MaxPos),
+                        std::bit_cast<std::uint32_t>(S.factor)),
+                    std::bit_cast<std::uint32_t>(S.low_freq_factor)),
+                std::bit_cast<std::uint32_t>(S.high_freq_factor)),
+            S.original_positions);
 };
 template <class S, class X, class Pos>
 struct own_hash<cache_write<S, X, Pos>> {

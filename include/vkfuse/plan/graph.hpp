@@ -62,6 +62,7 @@ struct node {
     int a = -1, b = -1, c = -1, d = -1;  // children
     std::uint32_t p0 = 0, p1 = 0, p2 = 0;  // integer parameters (see node_kind)
     float value = 0.0f;              // constant; rope theta
+    rope_scaling scaling;            // a rope's cos/sin table: Llama 3's frequency scaling, if any
     name_buf name;                   // leaf
     std::uint8_t step = 0;           // the step of a steps(...) program that computes it (0 for leaves and constants,
                                      // which every step shares)
@@ -73,7 +74,12 @@ struct node {
                rank == o.rank && rows == o.rows && cols == o.cols && a == o.a && b == o.b && c == o.c && d == o.d &&
                p0 == o.p0 && p1 == o.p1 && p2 == o.p2 &&
                std::bit_cast<std::uint32_t>(value) == std::bit_cast<std::uint32_t>(o.value) && name == o.name &&
-               step == o.step;
+               step == o.step && scaling.original_positions == o.scaling.original_positions &&
+               std::bit_cast<std::uint32_t>(scaling.factor) == std::bit_cast<std::uint32_t>(o.scaling.factor) &&
+               std::bit_cast<std::uint32_t>(scaling.low_freq_factor) ==
+                   std::bit_cast<std::uint32_t>(o.scaling.low_freq_factor) &&
+               std::bit_cast<std::uint32_t>(scaling.high_freq_factor) ==
+                   std::bit_cast<std::uint32_t>(o.scaling.high_freq_factor);
     }
 };
 
@@ -282,8 +288,9 @@ struct lower_node<expr::named_value<Name, A>> {
 };
 
 // The cos/sin table of a rope: MaxPos rows of head_dim values (cos for j < head_dim/2, then sin), computed by the
-// runtime in double precision. Named after its parameters so equal ropes share one table.
-template <std::size_t HeadDim, float Theta, std::size_t MaxPos>
+// runtime in double precision. Named after its parameters so equal ropes share one table: rope_<d>_<theta>_<rows>,
+// or, scaled, ropes_<d>_<rows>_<a hash of theta and the scaling>.
+template <std::size_t HeadDim, float Theta, std::size_t MaxPos, rope_scaling Scaling = rope_scaling{}>
 constexpr node rope_table_leaf() {
     static_assert(Theta == static_cast<float>(static_cast<std::uint32_t>(Theta)) && Theta < 1e9f,
                   "vkfuse rope: Theta must be a whole number below 1e9 (it names the cos/sin table)");
@@ -295,8 +302,14 @@ constexpr node rope_table_leaf() {
     n.cols = HeadDim;
     n.value = Theta;
     n.p0 = static_cast<std::uint32_t>(HeadDim);
+    n.scaling = Scaling;
     char text[32] = "rope_";
     int len = 5;
+    if constexpr (Scaling.scaled()) {
+        text[4] = 's';
+        text[5] = '_';
+        len = 6;
+    }
     auto put = [&](std::uint32_t v) {
         char digits[10] = {};
         int k = 0;
@@ -308,23 +321,34 @@ constexpr node rope_table_leaf() {
     };
     put(static_cast<std::uint32_t>(HeadDim));
     text[len++] = '_';
-    put(static_cast<std::uint32_t>(Theta));
-    text[len++] = '_';
-    put(static_cast<std::uint32_t>(MaxPos));
+    if constexpr (Scaling.scaled()) {
+        put(static_cast<std::uint32_t>(MaxPos));
+        text[len++] = '_';
+        std::uint64_t h = 0x9e3779b97f4a7c15ull;
+        for (std::uint32_t v : {std::bit_cast<std::uint32_t>(Theta), std::bit_cast<std::uint32_t>(Scaling.factor),
+                                std::bit_cast<std::uint32_t>(Scaling.low_freq_factor),
+                                std::bit_cast<std::uint32_t>(Scaling.high_freq_factor), Scaling.original_positions})
+            h = (h ^ v) * 0x100000001b3ull;
+        for (int k = 0; k < 8; ++k) text[len++] = "0123456789abcdef"[(h >> (4 * k)) & 15u];
+    } else {
+        put(static_cast<std::uint32_t>(Theta));
+        text[len++] = '_';
+        put(static_cast<std::uint32_t>(MaxPos));
+    }
     for (int i = 0; i < len; ++i) n.name.chars[i] = text[i];
     n.name.size = static_cast<std::uint8_t>(len);
     return n;
 }
 
-template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
-struct lower_node<expr::rotary<HD, Theta, MaxPos, X, Pos>> {
+template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos, rope_scaling S>
+struct lower_node<expr::rotary<HD, Theta, MaxPos, X, Pos, S>> {
     template <class G>
     static constexpr int apply(G& g) {
         node n = shaped<typename X::shape>({});
         n.kind = node_kind::rope;
         n.a = lower<X>(g);
         n.b = lower<Pos>(g);
-        n.c = g.intern(rope_table_leaf<HD, Theta, MaxPos>());
+        n.c = g.intern(rope_table_leaf<HD, Theta, MaxPos, S>());
         n.p0 = static_cast<std::uint32_t>(HD);
         n.value = Theta;
         return g.intern(n);

@@ -342,7 +342,48 @@ public:
         return t;
     }
 
+    // ---- composing runs (program/decode_loop.hpp) ---------------------------------------------------------------
+
+    // The dispatches of one run, for recording into a longer command buffer: every data buffer must have been given
+    // and every param set, as for run(). Steps whose bit is set in `skip_steps` are left out (a model's prefill runs
+    // without its head) where they have kernels of their own; a single dispatch runs everything. The dispatches
+    // refer to this program's kernels and buffers: valid while it lives and nothing is bound anew.
+    std::vector<vulkan::dispatch> dispatches(std::uint32_t skip_steps = 0) {
+        std::lock_guard lock(*lock_);
+        ensure_ready();
+        return record_dispatches(skip_steps);
+    }
+    // The parameter block: a buffer of 4-byte words that every kernel reads its params and indices from (as a
+    // uniform buffer) and that the host writes through set_param/set_index. A kernel may write it too, bound as a
+    // storage buffer: the barriers between dispatches make its writes visible to the next kernel's uniform reads.
+    vulkan::mapped_buffer& parameter_block() {
+        if (!params_) throw usage_error("vkfuse program: it has no params or indices, so no parameter block.");
+        return *params_;
+    }
+    // The word of the parameter block that holds param or index `name`.
+    std::uint32_t parameter_word(std::string_view name) const {
+        const int i = plan.param_index(name);
+        if (i < 0) throw usage_error("vkfuse program: no param or index named '" + std::string(name) + "'. " + names_text());
+        if (plan.param_word[i] < 0)
+            throw usage_error("vkfuse program: index '" + std::string(name) + "' is the one repeat<> runs over; it is "
+                              "not in the parameter block.");
+        return static_cast<std::uint32_t>(plan.param_word[i]);
+    }
+    // Marks what the program computes as written (after dispatches() ran in a sequence of the caller's), so that
+    // download() reads it.
+    void mark_run() {
+        std::lock_guard lock(*lock_);
+        mark_outputs_written();
+    }
+
     // ---- inspection ------------------------------------------------------------------------------------------
+
+    context& context_of() const { return *ctx_; }
+    // The bound an index must stay below (the rows of every table and cache it indexes); 0 where nothing bounds it.
+    std::uint32_t index_limit(std::string_view name) const {
+        const int i = param(name, dtype_code::u32);
+        return plan.param_limit[i];
+    }
 
     const launch_config& launch() const { return launch_; }
     const vulkan::device_info& device() const { return ctx_->device(); }
@@ -717,7 +758,8 @@ private:
         std::vector<float> table(static_cast<std::size_t>(n.rows) * d);
         for (std::uint64_t pos = 0; pos < n.rows; ++pos)
             for (std::uint32_t j = 0; j < d / 2; ++j) {
-                const double angle = static_cast<double>(pos) * std::pow(static_cast<double>(n.value), -2.0 * j / d);
+                const double angle =
+                    static_cast<double>(pos) * rope_inverse_frequency(d, static_cast<double>(n.value), n.scaling, j);
                 table[pos * d + j] = static_cast<float>(std::cos(angle));
                 table[pos * d + d / 2 + j] = static_cast<float>(std::sin(angle));
             }
@@ -784,8 +826,9 @@ private:
         ++recordings_;
     }
 
-    // The dispatches of one run: every shader in order, a stack's once per layer with that layer's buffers.
-    std::vector<vulkan::dispatch> record_dispatches() const {
+    // The dispatches of one run: every shader in order, a stack's once per layer with that layer's buffers; the
+    // kernels of steps in `skip_steps` (bit per step) left out.
+    std::vector<vulkan::dispatch> record_dispatches(std::uint32_t skip_steps = 0) const {
         std::vector<vulkan::dispatch> dispatches;
         auto add = [&](int s, int run, int layer) {
             vulkan::dispatch d;
@@ -803,8 +846,12 @@ private:
             dispatches.push_back(std::move(d));
         };
         const bool per_layer = plan.stacked() && How != strategy::single_dispatch;
+        auto skipped = [&](int s) {
+            return How != strategy::single_dispatch && (skip_steps >> plan.kernels[s].step & 1u) != 0;
+        };
         for (int run = 0; run < runs_per_call; ++run) {
             for (int s = 0; s < shader_count; ++s) {
+                if (skipped(s)) continue;
                 if (per_layer && s == plan.stack_first && plan.stack_last > plan.stack_first) {
                     for (int layer = 0; layer < layers; ++layer)
                         for (int k = plan.stack_first; k < plan.stack_last; ++k) add(k, run, layer);

@@ -83,8 +83,8 @@ template <class W, class X>
 vector eval(const expr::product<W, X>&, bindings&);
 template <fixed_string Name, class A>
 auto eval(const expr::named_value<Name, A>&, bindings&);
-template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
-vector eval(const expr::rotary<HD, Theta, MaxPos, X, Pos>&, bindings&);
+template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos, rope_scaling S>
+vector eval(const expr::rotary<HD, Theta, MaxPos, X, Pos, S>&, bindings&);
 template <class S, class X, class Pos>
 std::string eval(const expr::cache_write<S, X, Pos>&, bindings&);
 template <std::size_t H, std::size_t KV, class Q, class K, class V, class Pos>
@@ -201,15 +201,16 @@ auto eval(const expr::named_value<Name, A>& e, bindings& b) {
     return value;
 }
 
-// Rotate-half RoPE in double: the pair (j, j + d/2) of each head turned by pos * theta^(-2j/d).
-template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos>
-vector eval(const expr::rotary<HD, Theta, MaxPos, X, Pos>& e, bindings& b) {
+// Rotate-half RoPE in double: the pair (j, j + d/2) of each head turned by pos * theta^(-2j/d) (or the scaled
+// frequency).
+template <std::size_t HD, float Theta, std::size_t MaxPos, class X, class Pos, rope_scaling S>
+vector eval(const expr::rotary<HD, Theta, MaxPos, X, Pos, S>& e, bindings& b) {
     const vector x = value_of(e.a, b);
     const double pos = value_of(e.pos, b);
     vector out(x.size());
     for (Eigen::Index head = 0; head < x.size() / static_cast<Eigen::Index>(HD); ++head)
         for (std::size_t j = 0; j < HD / 2; ++j) {
-            const double angle = pos * std::pow(static_cast<double>(Theta), -2.0 * static_cast<double>(j) / HD);
+            const double angle = pos * rope_inverse_frequency(HD, Theta, S, static_cast<std::uint32_t>(j));
             const Eigen::Index lo = head * static_cast<Eigen::Index>(HD) + static_cast<Eigen::Index>(j);
             const Eigen::Index hi = lo + static_cast<Eigen::Index>(HD / 2);
             out[lo] = x[lo] * std::cos(angle) - x[hi] * std::sin(angle);

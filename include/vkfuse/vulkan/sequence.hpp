@@ -27,6 +27,8 @@ namespace vkfuse::vulkan {
 struct dispatch {
     const kernel* k = nullptr;
     std::vector<const buffer*> buffers;      // one per storage binding, in binding order
+    // Host-mapped buffers bound as storage buffers after `buffers` (a kernel that advances a parameter block).
+    std::vector<const mapped_buffer*> mapped_storage;
     std::array<std::uint32_t, 3> groups{1, 1, 1};
     std::vector<std::byte> push_constants;   // exactly the kernel's push_constant_bytes
     const mapped_buffer* uniform = nullptr;  // the uniform buffer, where the kernel has one (after the storage ones)
@@ -49,12 +51,15 @@ std::vector<std::byte> pack_push_constants(const T&... values) {
 }
 
 // Dispatches run in order; each sees the memory writes of all earlier ones (a compute-to-compute barrier separates
-// consecutive dispatches) and of all earlier uploads and fills. Timestamps bracket the whole list. The kernels and
-// buffers must outlive the sequence, and a sequence must not run on two threads at once.
+// consecutive dispatches, and makes shader writes visible to uniform reads too, so a kernel may advance the
+// parameter block others read) and of all earlier uploads and fills. With `repeat`, the whole list is recorded that
+// many times over, one descriptor set per dispatch serving every repetition: a decode loop of many tokens in one
+// command buffer. Timestamps bracket everything. The kernels and buffers must outlive the sequence, and a sequence
+// must not run on two threads at once.
 class sequence {
 public:
     sequence() = default;
-    sequence(context& ctx, std::vector<dispatch> dispatches);
+    sequence(context& ctx, std::vector<dispatch> dispatches, std::uint32_t repeat = 1);
     sequence(sequence&&) noexcept = default;
     sequence& operator=(sequence&&) noexcept = default;
     sequence(const sequence&) = delete;
@@ -69,7 +74,7 @@ public:
     // so it includes the idle gaps between submissions.
     timing run_each_submitted();
 
-    std::size_t dispatch_count() const noexcept { return dispatches_.size(); }
+    std::size_t dispatch_count() const noexcept { return dispatches_.size() * repeat_; }
     bool empty() const noexcept { return !command_pool_; }
     VkCommandBuffer operator*() const noexcept { return commands_; }
 
@@ -80,6 +85,7 @@ private:
 
     context* context_ = nullptr;
     std::vector<dispatch> dispatches_;
+    std::uint32_t repeat_ = 1;
     detail::device_child<VkDescriptorPool> descriptor_pool_;
     std::vector<VkDescriptorSet> sets_;  // freed with descriptor_pool_
     detail::device_child<VkQueryPool> queries_;
@@ -89,10 +95,11 @@ private:
     detail::device_child<VkFence> fence_;
 };
 
-inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches)
-    : context_(&ctx), dispatches_(std::move(dispatches)) {
+inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches, std::uint32_t repeat)
+    : context_(&ctx), dispatches_(std::move(dispatches)), repeat_(repeat) {
     const device_info& info = ctx.device();
     if (dispatches_.empty()) throw usage_error("vkfuse: a sequence needs at least one dispatch.");
+    if (repeat == 0) throw usage_error("vkfuse: a sequence repeated 0 times; repeat must be at least 1.");
 
     // ---- Check every dispatch before creating anything ------------------------------------------------------------
     std::uint32_t descriptor_count = 0;
@@ -102,8 +109,12 @@ inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches)
         if (!d.k || d.k->empty()) throw usage_error(where + " has no kernel (null or empty vkfuse::vulkan::kernel).");
         const std::string what = where + " of kernel " + detail::kernel_name(d.k->label());
         if (d.k->owner() != &ctx) throw usage_error(what + " uses a kernel built for another context.");
-        if (d.buffers.size() != d.k->binding_count())
-            throw usage_error(what + " binds " + std::to_string(d.buffers.size()) + " buffers, but the kernel has " +
+        for (const mapped_buffer* m : d.mapped_storage)
+            if (!m || m->empty() || m->owner() != &ctx)
+                throw usage_error(what + " binds a null or empty mapped buffer, or one of another context.");
+        if (d.buffers.size() + d.mapped_storage.size() != d.k->binding_count())
+            throw usage_error(what + " binds " + std::to_string(d.buffers.size() + d.mapped_storage.size()) +
+                              " buffers, but the kernel has " +
                               std::to_string(d.k->binding_count()) + " bindings; pass one buffer per binding, in "
                               "binding order.");
         for (std::size_t b = 0; b < d.buffers.size(); ++b) {
@@ -181,7 +192,10 @@ inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches)
         const dispatch& d = dispatches_[i];
         for (std::size_t b = 0; b < d.buffers.size(); ++b)
             write_set(i, b, **d.buffers[b], VK_DESCRIPTOR_TYPE_STORAGE_BUFFER);
-        if (d.uniform) write_set(i, d.buffers.size(), **d.uniform, VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER);
+        for (std::size_t m = 0; m < d.mapped_storage.size(); ++m)
+            write_set(i, d.buffers.size() + m, **d.mapped_storage[m], VK_DESCRIPTOR_TYPE_STORAGE_BUFFER);
+        if (d.uniform)
+            write_set(i, d.buffers.size() + d.mapped_storage.size(), **d.uniform, VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER);
     }
     if (!writes.empty())
         fn.vkUpdateDescriptorSets(device, static_cast<std::uint32_t>(writes.size()), writes.data(), 0, nullptr);
@@ -241,18 +255,21 @@ inline void sequence::record(VkCommandBuffer commands, std::size_t first, std::s
     VkMemoryBarrier leading{};
     leading.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
     leading.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
-    leading.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+    leading.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_UNIFORM_READ_BIT;
     fn.vkCmdPipelineBarrier(commands, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &leading, 0, nullptr, 0, nullptr);
     VkMemoryBarrier between{};
     between.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
     between.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-    between.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+    between.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_UNIFORM_READ_BIT;
 
     VkPipeline bound = VK_NULL_HANDLE;
-    for (std::size_t i = first; i < last; ++i) {
+    // the whole list `repeat_` times when recording all of it (run_each_submitted records one dispatch at a time)
+    const std::size_t rounds = first == 0 && last == dispatches_.size() ? repeat_ : 1;
+    for (std::size_t step = 0; step < rounds * (last - first); ++step) {
+        const std::size_t i = first + step % (last - first);
         const dispatch& d = dispatches_[i];
-        if (i != first)
+        if (step != 0)
             fn.vkCmdPipelineBarrier(commands, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &between, 0, nullptr, 0, nullptr);
         if (**d.k != bound) {
@@ -310,6 +327,9 @@ inline timing sequence::run(std::uint32_t repeat) {
 
 inline timing sequence::run_each_submitted() {
     require_contents("run_each_submitted");
+    if (repeat_ != 1)
+        throw usage_error("vkfuse: run_each_submitted on a sequence recorded " + std::to_string(repeat_) +
+                          " times over; it submits one list's dispatches one by one, so build it with repeat 1.");
     if (each_commands_.empty()) {
         std::vector<VkCommandBuffer> commands(dispatches_.size());
         VkCommandBufferAllocateInfo allocate{};
