@@ -29,11 +29,14 @@ struct kernel_view : plan::kernel_scope<Cap> {
         : plan::kernel_scope<Cap>(plan_, plan_.kernels[kernel_index]), index(kernel_index), packed(packed_) {}
 };
 
+// A buffer's name; `piece` k of a split weight is `s<k>_<name>` (no placeholder's `p_` name can be one).
 template <class T, std::size_t Cap>
-constexpr void buffer_name(T& t, const plan::program_plan<Cap>& p, int b) {
+constexpr void buffer_name(T& t, const plan::program_plan<Cap>& p, int b, int piece = -1) {
     const plan::buffer_slot& s = p.buffers[b];
     if (s.temporary)
         t << 't' << s.node;
+    else if (piece >= 0)
+        t << 's' << piece << '_' << s.name.view();
     else
         t << "p_" << s.name.view();
 }
@@ -81,18 +84,24 @@ constexpr void open_node_access(T& t, const kernel_view<Cap>& kv, int n, bool v4
 }
 
 // True where buffer b is held as f32 or u32 elements; other storage (16-bit floats, blocks) is read through the
-// loader functions glsl/loaders.hpp prints.
+// loader functions glsl/storage.hpp prints.
 template <std::size_t Cap>
 constexpr bool plain_storage(const plan::program_plan<Cap>& p, int b) {
     return p.buffers[b].dtype == dtype_code::f32 || p.buffers[b].dtype == dtype_code::u32;
 }
 
+// True where buffer b is split over several bindings in this shader (a packed shader reads it from the arena).
+template <std::size_t Cap>
+constexpr bool in_pieces(const plan::program_plan<Cap>& p, int b, bool packed) {
+    return !packed && p.buffers[b].split();
+}
+
 // A read of buffer b at the index `index` writes (in vec4s when v4, else in elements): `name[index]`,
 // `vkf_shared_v4(<offset/4>u + index)` for a temporary on chip, or `vkf_<name>(index)` / `vkf_<name>_4(index)` where
-// the buffer is stored as f16, bf16, q8_0 or q4_0.
+// the buffer is stored as f16, bf16, q8_0 or q4_0 or split into pieces.
 template <class T, std::size_t Cap, class Index>
 constexpr void load(T& t, const kernel_view<Cap>& kv, int b, bool v4, Index index) {
-    if (!plain_storage(kv.p, b)) {
+    if (!plain_storage(kv.p, b) || in_pieces(kv.p, b, kv.packed)) {
         t << "vkf_";
         buffer_name(t, kv.p, b);
         t << (v4 ? "_4(" : "(");

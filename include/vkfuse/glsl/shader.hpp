@@ -79,59 +79,66 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
     }
     const bool single = p.how == strategy::single_dispatch;
     emit_block_structs(t, p, sh, packed);
+    int slot = 0;  // a split weight takes a binding per piece
     for (int i = 0; i < sh.binding_count; ++i) {
         const plan::binding& bd = sh.bindings[i];
         const plan::buffer_slot& s = p.buffers[bd.buffer];
-        if (!plain_storage(p, bd.buffer)) {
-            emit_storage_binding(t, p, i, bd, [&] {
-                t << "  // " << (s.slot_role == role::input    ? "input "
-                                 : s.slot_role == role::weight ? "weight "
-                                                               : "state ")
-                  << s.name.view() << ": " << dtype_name(s.dtype);
-                if (s.cols != 0)
-                    t << '[' << s.rows << ", " << s.cols << "]\n";
+        const int pieces = s.split() ? static_cast<int>(s.pieces) : 1;
+        for (int k = 0; k < pieces; ++k, ++slot) {
+            const int piece = s.split() ? k : -1;
+            auto what = [&] {  // the rest of the line: what the buffer is
+                if (s.temporary)
+                    t << "temporary";
+                else if (s.slot_role == role::output)
+                    t << (s.carry != plan::buffer_slot::carry_kind::none ? "the hidden state a stack carries: "
+                          : p.is_output(s.node)                            ? "output "
+                                                                           : "named result ")
+                      << s.name.view();
                 else
-                    t << '[' << s.elements << "]\n";
-            });
-            continue;
+                    t << (s.slot_role == role::input    ? "input "
+                          : s.slot_role == role::weight ? "weight "
+                          : s.slot_role == role::state  ? "state "
+                                                        : "table ")
+                      << s.name.view();
+                t << ": " << dtype_name(s.dtype);
+                if (s.cols != 0)
+                    t << '[' << s.rows << ", " << s.cols << ']';
+                else
+                    t << '[' << s.elements << ']';
+                if (piece >= 0) t << ", piece " << k + 1 << " of " << pieces;
+                t << '\n';
+            };
+            if (!plain_storage(p, bd.buffer)) {
+                emit_storage_binding(
+                    t, p, slot, bd,
+                    [&] {
+                        t << "  // ";
+                        what();
+                    },
+                    piece);
+                continue;
+            }
+            // a single dispatch reads back what its own phases wrote, so everything it writes is coherent
+            const std::string_view access = bd.writes() && (bd.reads() || single) ? "coherent"
+                                            : bd.writes()                          ? "writeonly"
+                                                                                   : "readonly";
+            // a stack's carried state is one buffer bound twice, as its input and as its output (layer i's output
+            // is layer i + 1's input), so neither binding may be restrict
+            const bool carried = single && s.carry != plan::buffer_slot::carry_kind::none;
+            if (bd.vec4) {  // a second view of the same binding, for 16-byte loads; coherent where a phase writes it
+                t << "layout(set = 0, binding = " << slot << ", std430) "
+                  << (bd.writes() || carried ? "coherent readonly" : "readonly restrict") << " buffer Binding" << slot
+                  << "v4 { vec4 ";
+                buffer_name(t, p, bd.buffer, piece);
+                t << "_v4[]; };\n";
+            }
+            t << "layout(set = 0, binding = " << slot << ", std430) " << (carried ? "coherent" : access)
+              << (carried ? " buffer Binding" : " restrict buffer Binding") << slot << " { "
+              << (s.dtype == dtype_code::u32 ? "uint " : "float ");
+            buffer_name(t, p, bd.buffer, piece);
+            t << "[]; };  // ";
+            what();
         }
-        // a single dispatch reads back what its own phases wrote, so everything it writes is coherent
-        const std::string_view access = bd.writes() && (bd.reads() || single) ? "coherent"
-                                        : bd.writes()                          ? "writeonly"
-                                                                               : "readonly";
-        // a stack's carried state is one buffer bound twice, as its input and as its output (layer i's output is
-        // layer i + 1's input), so neither binding may be restrict
-        const bool carried = single && s.carry != plan::buffer_slot::carry_kind::none;
-        if (bd.vec4) {  // a second view of the same binding, for 16-byte loads; coherent where a phase writes it
-            t << "layout(set = 0, binding = " << i << ", std430) "
-              << (bd.writes() || carried ? "coherent readonly" : "readonly restrict") << " buffer Binding" << i
-              << "v4 { vec4 ";
-            buffer_name(t, p, bd.buffer);
-            t << "_v4[]; };\n";
-        }
-        t << "layout(set = 0, binding = " << i << ", std430) " << (carried ? "coherent" : access)
-          << (carried ? " buffer Binding" : " restrict buffer Binding") << i << " { "
-          << (s.dtype == dtype_code::u32 ? "uint " : "float ");
-        buffer_name(t, p, bd.buffer);
-        t << "[]; };  // ";
-        if (s.temporary)
-            t << "temporary";
-        else if (s.slot_role == role::output)
-            t << (s.carry != plan::buffer_slot::carry_kind::none ? "the hidden state a stack carries: "
-              : p.is_output(s.node)                            ? "output "
-                                                               : "named result ")
-          << s.name.view();
-        else
-            t << (s.slot_role == role::input    ? "input "
-                  : s.slot_role == role::weight ? "weight "
-                  : s.slot_role == role::state  ? "state "
-                                                : "table ")
-              << s.name.view();
-        t << ": " << dtype_name(s.dtype);
-        if (s.cols != 0)
-            t << '[' << s.rows << ", " << s.cols << "]\n";
-        else
-            t << '[' << s.elements << "]\n";
     }
     t << '\n';
 }
@@ -141,7 +148,7 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
 template <class T, std::size_t Cap>
 constexpr void emit_parameters(T& t, const plan::program_plan<Cap>& p, const plan::shader_record& sh, bool packed) {
     if (p.param_words > 0) {
-        t << "layout(set = 0, binding = " << (packed ? 1 : sh.binding_count)
+        t << "layout(set = 0, binding = " << (packed ? 1 : p.binding_slots(sh))
           << ", std140) uniform Params {  // runtime scalars, written by the host before a run\n";
         for (int i = 0; i < p.param_count; ++i) {
             if (p.param_word[i] < 0) continue;

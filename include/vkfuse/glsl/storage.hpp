@@ -69,15 +69,16 @@ constexpr std::string_view native_condition(dtype_code d) {
 }
 
 // The declaration of binding `index`, a buffer stored as f16, bf16, q8_0 or q4_0 (not packed).
+// `index`: its binding number; `piece`: which piece of a split weight it is (-1: the whole buffer).
 template <class T, std::size_t Cap, class Comment>
 constexpr void emit_storage_binding(T& t, const plan::program_plan<Cap>& p, int index, const plan::binding& bd,
-                                    Comment comment) {
+                                    Comment comment, int piece = -1) {
     const plan::buffer_slot& s = p.buffers[bd.buffer];
     const std::string_view access = bd.writes() ? "coherent" : "readonly restrict";
     auto block = [&](std::string_view suffix, std::string_view element, std::string_view view) {
         t << "layout(set = 0, binding = " << index << ", std430) " << access << " buffer Binding" << index << suffix
           << " { " << element << ' ';
-        buffer_name(t, p, bd.buffer);
+        buffer_name(t, p, bd.buffer, piece);
         t << view << "[]; };";
     };
     auto declare = [&](std::string_view element, std::string_view vec4_element) {
@@ -126,29 +127,30 @@ namespace detail {
 
 // Word k of buffer b: `name[k]`, or, packed, `vkf_arena_u[<offset>u + k]`.
 template <class T, std::size_t Cap>
-constexpr void word(T& t, const plan::program_plan<Cap>& p, int b, bool packed, std::string_view k) {
+constexpr void word(T& t, const plan::program_plan<Cap>& p, int b, bool packed, std::string_view k, int piece) {
     if (packed) {
         t << "vkf_arena_u[" << p.arena_offset[b] << "u + (" << k << ")]";
     } else {
-        buffer_name(t, p, b);
+        buffer_name(t, p, b, piece);
         t << '[' << k << ']';
     }
 }
 
 template <class T, std::size_t Cap>
-constexpr void function_name(T& t, const plan::program_plan<Cap>& p, int b, std::string_view suffix) {
+constexpr void function_name(T& t, const plan::program_plan<Cap>& p, int b, std::string_view suffix, int piece) {
     t << "vkf_";
-    buffer_name(t, p, b);
+    buffer_name(t, p, b, piece);
     t << suffix;
 }
 
-// The word way: elements of 16-bit floats and blocks taken out of uint words.
+// The word way: elements of 16-bit floats and blocks taken out of uint words (of piece `piece`, where split).
 template <class T, std::size_t Cap>
-constexpr void emit_word_loaders(T& t, const plan::program_plan<Cap>& p, const plan::binding& bd, bool packed) {
+constexpr void emit_word_loaders(T& t, const plan::program_plan<Cap>& p, const plan::binding& bd, bool packed,
+                                 int piece) {
     const int b = bd.buffer;
     const dtype_code d = p.buffers[b].dtype;
-    auto w = [&](std::string_view k) { word(t, p, b, packed, k); };
-    auto name = [&](std::string_view suffix) { function_name(t, p, b, suffix); };
+    auto w = [&](std::string_view k) { word(t, p, b, packed, k, piece); };
+    auto name = [&](std::string_view suffix) { function_name(t, p, b, suffix, piece); };
     auto pair = [&] {  // the two words of elements 4q .. 4q+3 of a 16-bit buffer
         if (packed) {
             t << "    const uvec2 w = uvec2(";
@@ -158,7 +160,7 @@ constexpr void emit_word_loaders(T& t, const plan::program_plan<Cap>& p, const p
             t << ");\n";
         } else {
             t << "    const uvec2 w = ";
-            buffer_name(t, p, b);
+            buffer_name(t, p, b, piece);
             t << "_v4[q];\n";
         }
     };
@@ -177,7 +179,7 @@ constexpr void emit_word_loaders(T& t, const plan::program_plan<Cap>& p, const p
         }
         if (bd.writes()) {
             t << "void vkf_store_";
-            buffer_name(t, p, b);
+            buffer_name(t, p, b, piece);
             t << "(uint e, float v) {  // half a word: two atomics on disjoint bits, which commute\n"
                  "    const uint shift = (e & 1u) * 16u;\n    atomicAnd(";
             w("e >> 1u");
@@ -256,11 +258,11 @@ constexpr void emit_word_loaders(T& t, const plan::program_plan<Cap>& p, const p
 
 // The native way: the device converts 16-bit floats and 8-bit integers.
 template <class T, std::size_t Cap>
-constexpr void emit_native_loaders(T& t, const plan::program_plan<Cap>& p, const plan::binding& bd) {
+constexpr void emit_native_loaders(T& t, const plan::program_plan<Cap>& p, const plan::binding& bd, int piece) {
     const int b = bd.buffer;
     const dtype_code d = p.buffers[b].dtype;
-    auto name = [&](std::string_view suffix) { function_name(t, p, b, suffix); };
-    auto buffer = [&] { buffer_name(t, p, b); };
+    auto name = [&](std::string_view suffix) { function_name(t, p, b, suffix, piece); };
+    auto buffer = [&] { buffer_name(t, p, b, piece); };
     if (d == dtype_code::f16 && bd.writes()) {  // a state: uint16_t, so that stores write rounded bits
         t << "float ";
         name("");
@@ -356,26 +358,72 @@ constexpr void emit_f16_rounding(T& t) {
          "}\n\n";
 }
 
-// Every loader (and store) function the shader's non-f32 buffers need.
+namespace detail {
+
+// The functions that read a split weight: piece k holds elements from k * piece_elements on, so the element (or
+// vec4) index picks the piece and is made relative to it. `suffix` "" reads elements, "_4" vec4s.
+template <class T, std::size_t Cap>
+constexpr void emit_piece_picker(T& t, const plan::program_plan<Cap>& p, int b, std::string_view suffix) {
+    const plan::buffer_slot& s = p.buffers[b];
+    const bool v4 = suffix == "_4";
+    const std::uint64_t per_piece = v4 ? s.piece_elements / 4 : s.piece_elements;
+    const std::string_view i = v4 ? "q" : "e";
+    t << (v4 ? "vec4 " : "float ");
+    function_name(t, p, b, suffix, -1);
+    t << "(uint " << i << ") {\n";
+    for (std::uint32_t k = 0; k < s.pieces; ++k) {
+        t << "    ";
+        if (k + 1 < s.pieces) t << "if (" << i << " < " << per_piece * (k + 1) << "u) ";
+        t << "return ";
+        if (plain_storage(p, b)) {
+            buffer_name(t, p, b, static_cast<int>(k));
+            t << (v4 ? "_v4[" : "[") << i;
+        } else {
+            function_name(t, p, b, suffix, static_cast<int>(k));
+            t << '(' << i;
+        }
+        if (k > 0) t << " - " << per_piece * k << 'u';
+        t << (plain_storage(p, b) ? "];\n" : ");\n");
+    }
+    t << "}\n";
+}
+
+} // namespace detail
+
+// Every loader (and store) function the shader's non-f32 buffers and split weights need.
 template <class T, std::size_t Cap>
 constexpr void emit_loaders(T& t, const plan::program_plan<Cap>& p, const plan::shader_record& sh, bool packed) {
     const storage_needs n = needs_of(p, sh);
-    if (!n.any) return;
+    bool any_split = false;
+    for (int i = 0; i < sh.binding_count; ++i) any_split = any_split || in_pieces(p, sh.bindings[i].buffer, packed);
+    if (!n.any && !any_split) return;
     if (n.f16_writes) emit_f16_rounding(t);
     for (int i = 0; i < sh.binding_count; ++i) {
         const plan::binding& bd = sh.bindings[i];
-        if (plain_storage(p, bd.buffer)) continue;
+        const plan::buffer_slot& s = p.buffers[bd.buffer];
+        const bool split = in_pieces(p, bd.buffer, packed);
+        if (plain_storage(p, bd.buffer) && !split) continue;
         t << "// ";
         buffer_name(t, p, bd.buffer);
-        t << ": " << dtype_name(p.buffers[bd.buffer].dtype) << '\n';
-        const bool native_exists = !packed && p.buffers[bd.buffer].dtype != dtype_code::bf16;
-        if (native_exists) {
-            t << native_condition(p.buffers[bd.buffer].dtype);
-            detail::emit_native_loaders(t, p, bd);
-            t << "#else\n";
+        t << ": " << dtype_name(s.dtype);
+        if (split) t << ", in " << s.pieces << " pieces of " << s.piece_elements << " elements";
+        t << '\n';
+        if (!plain_storage(p, bd.buffer)) {
+            const bool native_exists = !packed && s.dtype != dtype_code::bf16;
+            for (int piece = split ? 0 : -1; piece < (split ? static_cast<int>(s.pieces) : 0); ++piece) {
+                if (native_exists) {
+                    t << native_condition(s.dtype);
+                    detail::emit_native_loaders(t, p, bd, piece);
+                    t << "#else\n";
+                }
+                detail::emit_word_loaders(t, p, bd, packed, piece);
+                if (native_exists) t << "#endif\n";
+            }
         }
-        detail::emit_word_loaders(t, p, bd, packed);
-        if (native_exists) t << "#endif\n";
+        if (split) {
+            detail::emit_piece_picker(t, p, bd.buffer, "");
+            if (bd.vec4 || is_block_format(s.dtype)) detail::emit_piece_picker(t, p, bd.buffer, "_4");
+        }
         t << '\n';
     }
 }

@@ -69,6 +69,7 @@ constexpr auto make_plan() {
     detail::decide_materialization(p);
     detail::lay_out_buffers(p);
     detail::limit_params(p);
+    detail::split_large_weights(p, binding_bytes_limit<Program>);
     if constexpr (requires { Program::index_name; }) {  // repeat<>
         for (int i = 0; i < p.param_count; ++i)
             if (p.g[p.params[i]].name == name_buf::from(Program::index_name)) p.loop_param = i;

@@ -26,6 +26,8 @@
 
 namespace vkfuse::plan::detail {
 
+void vkfuse_error_binding_bytes_limit_below_one_block();
+
 // Rules 1 and 2 given the values already materialised by rule 3 (`shared`).
 template <std::size_t Cap>
 constexpr void apply_rules(program_plan<Cap>& p, const bool (&shared)[Cap]) {
@@ -191,6 +193,24 @@ constexpr void limit_params(program_plan<Cap>& p) {
         if (n.kind == node_kind::append) limit_param(p, n.c, n.rows);
         if (n.kind == node_kind::attention) limit_param(p, n.d, p.g[n.b].rows);
         if (n.kind == node_kind::lookup) limit_param(p, n.b, p.g[n.a].rows);
+    }
+}
+
+// Weights too large for one binding are split into pieces (buffer_slot::pieces): as many elements per piece as fit
+// `limit` bytes, rounded down to whole vec4s (f32, 16-bit floats) or whole blocks of 32 (q8_0, q4_0). Only weights
+// are split: they are read, never written, so every access goes through the function that picks the piece.
+template <std::size_t Cap>
+constexpr void split_large_weights(program_plan<Cap>& p, std::uint64_t limit) {
+    for (int b = 0; b < p.buffer_count; ++b) {
+        buffer_slot& s = p.buffers[b];
+        if (s.slot_role != role::weight) continue;
+        const std::uint64_t elements = p.held_elements(b);
+        if (storage_bytes(s.dtype, elements) <= limit) continue;
+        const std::uint64_t unit = is_block_format(s.dtype) ? 32 : 4;  // elements that must share a piece
+        const std::uint64_t per_piece = limit / storage_bytes(s.dtype, unit) * unit;
+        if (per_piece == 0) vkfuse_error_binding_bytes_limit_below_one_block();
+        s.piece_elements = per_piece;
+        s.pieces = static_cast<std::uint32_t>((elements + per_piece - 1) / per_piece);
     }
 }
 

@@ -71,6 +71,17 @@ struct buffer_slot {
         return (elements + unit - 1) / unit * unit;
     }
     constexpr std::uint64_t layer_stride_bytes() const { return storage_bytes(dtype, layer_stride()); }
+
+    // A weight larger than one binding may hold (binding_bytes_limit) lives in `pieces` buffers, each its own
+    // binding: piece k holds elements [k * piece_elements, (k + 1) * piece_elements) of what the buffer holds (every
+    // layer's copy, under single_dispatch), the last piece the rest. A piece is a whole number of vec4s and of
+    // blocks, so no read of 4 elements or of a block straddles two; rows may. Shaders read a split buffer through
+    // a function that picks the piece (glsl/storage.hpp).
+    std::uint32_t pieces = 1;
+    std::uint64_t piece_elements = 0;  // 0 when not split
+
+    constexpr bool split() const { return pieces > 1; }
+    constexpr std::uint64_t piece_bytes() const { return storage_bytes(dtype, piece_elements); }
 };
 
 // How a shader uses one of its buffers.
@@ -84,6 +95,21 @@ struct binding {
     constexpr bool reads() const { return mode != access::write; }
     constexpr bool writes() const { return mode != access::read; }
 };
+
+// The most bytes one binding holds before a weight is split over several: 2^27, the least maxStorageBufferRange
+// Vulkan allows any device (lavapipe has exactly that), so a program's shaders run everywhere. Specialise it for a
+// program type to choose otherwise — smaller to test the split at small sizes, larger where every target device
+// addresses more and one binding per weight is worth a device requirement:
+//
+//     template <> inline constexpr std::uint64_t vkfuse::binding_bytes_limit<decltype(my_program)> = 1u << 20;
+} // namespace vkfuse::plan
+
+namespace vkfuse {
+template <class Program>
+inline constexpr std::uint64_t binding_bytes_limit = std::uint64_t{1} << 27;
+} // namespace vkfuse
+
+namespace vkfuse::plan {
 
 // One materialised value a kernel computes: a segment of its work units.
 struct segment {
@@ -305,6 +331,23 @@ struct program_plan {
                     single_at_end};
         const kernel_record& k = kernels[s];
         return {s, s + 1, k.bindings, k.binding_count, k.helpers, k.shared, fence::none};
+    }
+
+    // ---- bindings: a split weight takes one binding per piece, so binding i of a shader is not always slot i
+    constexpr int slots_of(int b) const { return static_cast<int>(buffers[b].pieces); }
+    // The Vulkan binding number of shader sh's i-th buffer (its first piece, where split).
+    constexpr int binding_slot(const shader_record& sh, int i) const {
+        int slot = 0;
+        for (int j = 0; j < i; ++j) slot += slots_of(sh.bindings[j].buffer);
+        return slot;
+    }
+    // Storage-buffer bindings shader sh declares (the parameter block's uniform binding comes after them).
+    constexpr int binding_slots(const shader_record& sh) const { return binding_slot(sh, sh.binding_count); }
+    // Elements the buffer that holds slot b has: every layer's copy, where a single dispatch indexes the layers.
+    constexpr std::uint64_t held_elements(int b) const {
+        const buffer_slot& s = buffers[b];
+        if (how != strategy::single_dispatch || !s.per_layer()) return s.elements;
+        return s.layer_stride() * (s.carry != buffer_slot::carry_kind::none ? layers() + 1u : s.layers);
     }
 
     // ---- questions about nodes and buffers

@@ -96,7 +96,7 @@ public:
         std::uint32_t limit = ctx.device().max_storage_buffers_per_stage;
         if (options.max_bindings != 0) limit = std::min(limit, options.max_bindings);
         int widest = 0;
-        for (int s = 0; s < shader_count; ++s) widest = std::max(widest, plan.shader(s).binding_count);
+        for (int s = 0; s < shader_count; ++s) widest = std::max(widest, plan.binding_slots(plan.shader(s)));
         packed_ = options.pack_buffers || static_cast<std::uint32_t>(widest) > limit;
         if (packed_ && plan.stacked())
             throw usage_error("vkfuse program: a stack of layers binds each layer's buffers separately, but " +
@@ -268,6 +268,7 @@ public:
                               "' cannot be bound to an outside buffer; upload its data instead.");
         if (plan.buffers[b].slot_role == role::table)
             throw usage_error("vkfuse program: '" + std::string(name) + "' is a table vkfuse computes itself.");
+        check_whole(b, "bound to an outside buffer");
         if (external.size() != plan.buffers[b].bytes())
             throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
                               " bytes, but " + describe_buffer(b) + ".");
@@ -279,7 +280,7 @@ public:
             throw usage_error("vkfuse program: '" + std::string(name) + "' is the state a single-dispatch stack "
                               "carries from layer to layer, which lives in a buffer of its own; upload its data "
                               "instead.");
-        bound_[static_cast<std::size_t>(b)][0] = &external;
+        bound_[static_cast<std::size_t>(b)][0] = {&external};
         mark_written(b, 0);  // what it holds is the caller's to know
         sequence_.reset();
     }
@@ -288,13 +289,14 @@ public:
         std::lock_guard lock(*lock_);
         const int b = slot(name);
         check_layer(b, layer);
+        check_whole(b, "bound to an outside buffer");
         if (plan.buffers[b].slot_role == role::table || external.size() != plan.buffers[b].bytes())
             throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
                               " bytes, but " + describe_buffer(b) + ".");
         if (layers_in_one_buffer)
             throw usage_error("vkfuse program: a single-dispatch stack keeps every layer's copy of '" +
                               std::string(name) + "' in one buffer, so one layer cannot be bound; upload instead.");
-        bound_[static_cast<std::size_t>(b)][static_cast<std::size_t>(layer)] = &external;
+        bound_[static_cast<std::size_t>(b)][static_cast<std::size_t>(layer)] = {&external};
         mark_written(b, layer);
         sequence_.reset();
     }
@@ -305,7 +307,8 @@ public:
         std::lock_guard lock(*lock_);
         const int b = slot(name);
         check_layer(b, layer);
-        return packed_ ? *arena_ : *region(b, layer).buffer;
+        if (!packed_) check_whole(b, "handed out as one vulkan::buffer");
+        return packed_ ? *arena_ : *region(b, layer).pieces->front();
     }
 
     // Fills outputs, named results and temporaries with NaN, so a kernel that skips an element cannot pass a check.
@@ -453,6 +456,7 @@ public:
                     t << 't' << b.node;
                 else
                     t << b.name.view();
+                if (b.split() && !packed_) t << " (" << b.pieces << " bindings)";
             }
             t << '\n';
         }
@@ -468,18 +472,44 @@ private:
     static int copies(int b) { return static_cast<int>(plan.buffers[b].layers); }
     static constexpr bool layers_in_one_buffer = How == strategy::single_dispatch && plan.stacked();
 
-    // Where copy `layer` of buffer b lives: a buffer and a byte offset in it.
+    // Where copy `layer` of buffer b lives: a buffer (or, for a split weight, its pieces) and a byte offset in it.
     struct region_ref {
-        vulkan::buffer* buffer;
+        const std::vector<vulkan::buffer*>* pieces;
         std::uint64_t offset;
     };
     region_ref region(int b, int layer) const {
         const auto& s = plan.buffers[b];
         const auto& copies_of_b = bound_[static_cast<std::size_t>(b)];
-        if (!layers_in_one_buffer) return {copies_of_b[static_cast<std::size_t>(layer)], 0};
+        if (!layers_in_one_buffer) return {&copies_of_b[static_cast<std::size_t>(layer)], 0};
         using carry = vkfuse::plan::buffer_slot::carry_kind;
         const std::uint64_t row = s.carry == carry::out ? static_cast<std::uint64_t>(layers) : std::uint64_t(layer);
-        return {copies_of_b[0], row * s.layer_stride_bytes()};
+        return {&copies_of_b[0], row * s.layer_stride_bytes()};
+    }
+    // Calls f(buffer, offset in that buffer, offset in the range, bytes) for each part of the byte range
+    // [r.offset, r.offset + size) of slot b: the whole range, or, for a split weight, its part in each piece.
+    template <class F>
+    static void each_piece(int b, const region_ref& r, std::uint64_t size, F f) {
+        const auto& s = plan.buffers[b];
+        if (!s.split()) {
+            f(*r.pieces->front(), r.offset, std::uint64_t{0}, size);
+            return;
+        }
+        const std::uint64_t per_piece = s.piece_bytes();
+        for (std::uint64_t done = 0; done < size;) {
+            const std::uint64_t at = r.offset + done, k = at / per_piece, within = at - k * per_piece;
+            const std::uint64_t part = std::min(size - done, per_piece - within);
+            f(*(*r.pieces)[static_cast<std::size_t>(k)], within, done, part);
+            done += part;
+        }
+    }
+    // A split weight is several buffers; what needs one buffer is refused.
+    static void check_whole(int b, std::string_view doing) {
+        const auto& s = plan.buffers[b];
+        if (s.split())
+            throw usage_error("vkfuse program: " + describe_buffer(b) + ", more than binding_bytes_limit (" +
+                              std::to_string(binding_bytes_limit<Program>) + " bytes), so it is split over " +
+                              std::to_string(s.pieces) + " buffers and cannot be " + std::string(doing) +
+                              "; upload its values instead.");
     }
     // Bytes of the buffer that holds slot b (every layer's copy, under single_dispatch).
     static std::uint64_t allocation_bytes(int b) {
@@ -496,14 +526,15 @@ private:
                                                     " layers: give a layer below that."));
     }
 
-    // The buffer the dispatches of layer `layer` of a stack bind for slot b (layer -1: a dispatch outside the stack).
-    vulkan::buffer* buffer_for(int b, int layer) const {
+    // The buffers the dispatches of layer `layer` of a stack bind for slot b (layer -1: a dispatch outside the
+    // stack): one, or a split weight's pieces in order.
+    std::vector<vulkan::buffer*> buffers_for(int b, int layer) const {
         const auto& s = plan.buffers[b];
         const auto& copies_of_b = bound_[static_cast<std::size_t>(b)];
         using carry = vkfuse::plan::buffer_slot::carry_kind;
         if (layer < 0) return copies_of_b[0];
-        if (s.carry == carry::in && layer > 0) return const_cast<vulkan::buffer*>(&hidden_[layer - 1]);
-        if (s.carry == carry::out && layer < layers - 1) return const_cast<vulkan::buffer*>(&hidden_[layer]);
+        if (s.carry == carry::in && layer > 0) return {const_cast<vulkan::buffer*>(&hidden_[layer - 1])};
+        if (s.carry == carry::out && layer < layers - 1) return {const_cast<vulkan::buffer*>(&hidden_[layer])};
         return copies_of_b[copies_of_b.size() == 1 ? 0 : static_cast<std::size_t>(layer)];
     }
 
@@ -647,7 +678,11 @@ private:
             return;
         }
         for (int b = 0; b < plan.buffer_count; ++b)
-            if (!plan.in_shared_memory(b))
+            if (plan.buffers[b].split())
+                fits(plan.buffers[b].piece_bytes(),
+                     describe_buffer(b) + ", split into pieces of " + std::to_string(plan.buffers[b].piece_bytes()) +
+                         " bytes by a vkfuse::binding_bytes_limit raised above its default");
+            else if (!plan.in_shared_memory(b))
                 fits(allocation_bytes(b), allocation_bytes(b) == plan.buffers[b].bytes()
                                               ? describe_buffer(b)
                                               : describe_buffer(b) + ", " + std::to_string(allocation_bytes(b)) +
@@ -678,7 +713,7 @@ private:
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(s)];
             spec.glsl = glsl(s);
-            spec.binding_count = packed_ ? 1u : static_cast<std::uint32_t>(sh.binding_count);
+            spec.binding_count = packed_ ? 1u : static_cast<std::uint32_t>(plan.binding_slots(sh));
             spec.uniform_buffer = plan.param_words > 0;
             spec.push_constant_bytes = plan.push_constant_bytes();
             spec.workgroup_size = launch_.workgroup_size;
@@ -718,7 +753,8 @@ private:
             arena_ = std::make_unique<vulkan::buffer>(*ctx_, static_cast<std::size_t>(plan.arena_floats * 4));
         } else {
             std::size_t total = 0;
-            for (int b = 0; b < plan.buffer_count; ++b) total += static_cast<std::size_t>(copies(b));
+            for (int b = 0; b < plan.buffer_count; ++b)
+                total += static_cast<std::size_t>(copies(b)) * plan.buffers[b].pieces;
             owned_.reserve(total);  // no reallocation: bound_ points into it
             using carry = vkfuse::plan::buffer_slot::carry_kind;
             const int carried_in = plan.buffer_index(plan.g.steps.carry_in.view());
@@ -728,9 +764,13 @@ private:
                 if (layers_in_one_buffer && plan.buffers[b].carry == carry::out && carried_in >= 0) continue;
                 // a temporary kept in shared memory needs no buffer; a word keeps the indexing uniform
                 const std::uint64_t bytes = plan.in_shared_memory(b) ? 4 : allocation_bytes(b);
+                const std::uint64_t per_piece = plan.buffers[b].split() ? plan.buffers[b].piece_bytes() : bytes;
                 for (int layer = 0; layer < (layers_in_one_buffer ? 1 : copies(b)); ++layer) {
-                    owned_.emplace_back(*ctx_, static_cast<std::size_t>(bytes));
-                    bound_.back().push_back(&owned_.back());
+                    bound_.back().emplace_back();
+                    for (std::uint64_t at = 0; at < bytes; at += per_piece) {  // a split weight: a buffer per piece
+                        owned_.emplace_back(*ctx_, static_cast<std::size_t>(std::min(per_piece, bytes - at)));
+                        bound_.back().back().push_back(&owned_.back());
+                    }
                 }
             }
             for (int b = 0; b < plan.buffer_count; ++b)
@@ -779,8 +819,10 @@ private:
             return;
         }
         for (int layer = 0; layer < copies(b); ++layer) {
-            const region_ref r = region(b, layer);
-            r.buffer->fill_at(r.offset, plan.buffers[b].bytes(), word);
+            each_piece(b, region(b, layer), plan.buffers[b].bytes(),
+                       [&](vulkan::buffer& piece, std::uint64_t at, std::uint64_t, std::uint64_t part) {
+                           piece.fill_at(at, part, word);
+                       });
         }
     }
 
@@ -789,16 +831,20 @@ private:
             arena_->upload_at(plan.arena_offset[b] * 4, bytes);
             return;
         }
-        const region_ref r = region(b, layer);
-        r.buffer->upload_at(r.offset, bytes);
+        each_piece(b, region(b, layer), bytes.size(),
+                   [&](vulkan::buffer& piece, std::uint64_t at, std::uint64_t from, std::uint64_t part) {
+                       piece.upload_at(at, bytes.subspan(from, part));
+                   });
     }
     void read_region(int b, std::span<std::byte> bytes, int layer = 0) const {
         if (packed_) {
             arena_->download_at(plan.arena_offset[b] * 4, bytes);
             return;
         }
-        const region_ref r = region(b, layer);
-        r.buffer->download_at(r.offset, bytes);
+        each_piece(b, region(b, layer), bytes.size(),
+                   [&](vulkan::buffer& piece, std::uint64_t at, std::uint64_t from, std::uint64_t part) {
+                       piece.download_at(at, bytes.subspan(from, part));
+                   });
     }
 
     void mark_outputs_written() {
@@ -836,7 +882,8 @@ private:
             if (packed_)
                 d.buffers.push_back(arena_.get());
             else
-                for (int b : shader_buffers(s)) d.buffers.push_back(buffer_for(b, layer));
+                for (int b : shader_buffers(s))
+                    for (vulkan::buffer* piece : buffers_for(b, layer)) d.buffers.push_back(piece);
             d.uniform = params_.get();
             d.groups = {workgroups(s), 1, 1};
             if (plan.push_constant_bytes() != 0) {  // this run's position of a repeat<>
@@ -872,7 +919,8 @@ private:
     bool packed_ = false;
     std::unique_ptr<vulkan::buffer> arena_;  // every buffer, when packed (a pointer: its address is recorded)
     std::vector<vulkan::buffer> owned_;
-    std::vector<std::vector<vulkan::buffer*>> bound_;  // per buffer, per copy (a layer's, for per-layer buffers)
+    // per buffer, per copy (a layer's, for per-layer buffers), per piece (one, but for a split weight)
+    std::vector<std::vector<std::vector<vulkan::buffer*>>> bound_;
     std::vector<vulkan::buffer> hidden_;     // a stack's hidden state between layers: hidden_[i] is layer i's output
     std::vector<std::vector<bool>> written_;  // per buffer and copy: uploaded, bound, computed, zeroed or filled
     std::unique_ptr<vulkan::mapped_buffer> params_;  // the parameter block, where the program has params
