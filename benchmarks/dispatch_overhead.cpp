@@ -615,16 +615,21 @@ int main(int argc, char** argv) try {
     for (const std::uint32_t n : sizes) {
         std::vector<vk::buffer> counts;
         for (std::size_t v = 0; v < variants.size(); ++v) counts.emplace_back(ctx, lanes * sizeof(std::uint32_t));
-        const std::vector<vk::dispatch> chain_a(n, vk::dispatch{&step, {&counts[0]}, {1, 1, 1}, {}});
-        const std::vector<vk::dispatch> chain_b(n, vk::dispatch{&step, {&counts[1]}, {1, 1, 1}, {}});
+        const std::vector<vk::dispatch> chain_a(
+            n, vk::dispatch{.k = &step, .buffers = {&counts[0]}, .groups = {1, 1, 1}});
+        const std::vector<vk::dispatch> chain_b(
+            n, vk::dispatch{.k = &step, .buffers = {&counts[1]}, .groups = {1, 1, 1}});
         vk::sequence seq_a(ctx, chain_a);
         vk::sequence seq_b(ctx, chain_b);
         raw_chain raw(ctx, counts[2], n);
-        vk::sequence seq_c(ctx, {vk::dispatch{&loop, {&counts[3]}, {1, 1, 1}, vk::pack_push_constants(n)}});
-        vk::sequence seq_c_workgroup(
-            ctx, {vk::dispatch{&loop_workgroup, {&counts[4]}, {1, 1, 1}, vk::pack_push_constants(n)}});
-        vk::sequence seq_c_shared(ctx,
-                                  {vk::dispatch{&loop_shared, {&counts[5]}, {1, 1, 1}, vk::pack_push_constants(n)}});
+        // one dispatch that loops n times inside (per invocation, per workgroup, through shared memory)
+        auto looping = [&](const vk::kernel& k, vk::buffer& count) {
+            return vk::dispatch{.k = &k, .buffers = {&count}, .groups = {1, 1, 1},
+                                .push_constants = vk::pack_push_constants(n)};
+        };
+        vk::sequence seq_c(ctx, {looping(loop, counts[3])});
+        vk::sequence seq_c_workgroup(ctx, {looping(loop_workgroup, counts[4])});
+        vk::sequence seq_c_shared(ctx, {looping(loop_shared, counts[5])});
         std::vector<contender> contenders{
             {0, &counts[0], [&] { return seq_a.run_each_submitted(); }},
             {1, &counts[1], [&] { return seq_b.run(1); }},

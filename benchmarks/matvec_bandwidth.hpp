@@ -24,7 +24,7 @@ struct settings {
 struct result {
     std::string format, variant;
     std::uint64_t rows = 0, cols = 0, weight_bytes = 0;
-    bool fits = true;        // the device can hold the matrix in one binding (splitting is not done yet)
+    std::uint32_t pieces = 1;  // bindings the matrix is split over (binding_bytes_limit: 2^27 bytes each)
     bool verified = false;
     double rel_l2 = 0;
     std::uint32_t lanes = 0, workgroups = 0;

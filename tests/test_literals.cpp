@@ -49,7 +49,7 @@ TEST_CASE("float literals survive glslang and the device bit for bit") {
     vkfuse::vulkan::kernel k(ctx, spec);
     vkfuse::vulkan::buffer out(ctx, values.size() * sizeof(float));
     out.fill(0x7fc00000u);
-    vkfuse::vulkan::sequence seq(ctx, {vkfuse::vulkan::dispatch{&k, {&out}, {1, 1, 1}, {}}});
+    vkfuse::vulkan::sequence seq(ctx, {vkfuse::vulkan::dispatch{.k = &k, .buffers = {&out}, .groups = {1, 1, 1}}});
     seq.run();
     const std::vector<float> back = out.download<float>();
     for (std::size_t i = 0; i < values.size(); ++i) {

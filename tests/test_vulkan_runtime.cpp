@@ -280,7 +280,9 @@ TEST_CASE("vulkan: an add kernel computes y = a + b for awkward sizes") {
         bb.upload(b);
         by.fill(nan_word);
 
-        vkr::sequence seq(ctx, {vkr::dispatch{&add, {&ba, &bb, &by}, {groups_for(n, test_workgroup), 1, 1}, {}}});
+        vkr::sequence seq(ctx, {vkr::dispatch{.k = &add,
+                                              .buffers = {&ba, &bb, &by},
+                                              .groups = {groups_for(n, test_workgroup), 1, 1}}});
         CHECK(seq.dispatch_count() == 1);
         seq.run();
         const std::vector<float> y = by.download<float>();
@@ -301,8 +303,11 @@ TEST_CASE("vulkan: push constants reach the kernel") {
         bx.upload(x);
         by.fill(nan_word);
         const float factor = -2.5f;
-        vkr::sequence seq(ctx, {vkr::dispatch{&scale, {&bx, &by}, {groups_for(n, test_workgroup), 1, 1},
-                                              vkr::pack_push_constants(factor, static_cast<std::uint32_t>(n))}});
+        vkr::sequence seq(ctx, {vkr::dispatch{.k = &scale,
+                                              .buffers = {&bx, &by},
+                                              .groups = {groups_for(n, test_workgroup), 1, 1},
+                                              .push_constants = vkr::pack_push_constants(
+                                                  factor, static_cast<std::uint32_t>(n))}});
         seq.run();
         const std::vector<float> y = by.download<float>();
         std::size_t wrong = 0;

@@ -23,11 +23,10 @@ result measure(context& ctx, const Program& expression, const settings& s, std::
     r.rows = rows;
     r.cols = cols;
     r.weight_bytes = weight_bytes;
-    if (weight_bytes > ctx.device().max_storage_buffer_range) {
-        r.fits = false;
-        return r;
-    }
-    program<std::remove_cvref_t<Program>> prog(ctx, s.program);
+    using P = program<std::remove_cvref_t<Program>>;
+    r.pieces = P::plan.buffers[P::plan.buffer_index("w")].pieces;  // over 2^27 bytes: split over bindings
+    if (r.pieces > 1) r.variant += ", " + std::to_string(r.pieces) + " pieces";
+    P prog(ctx, s.program);
     r.lanes = prog.lanes(0);
     r.workgroups = prog.workgroups(0);
     const verify_report check = verify(prog, expression);

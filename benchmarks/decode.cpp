@@ -1,0 +1,130 @@
+// benchmarks/decode.cpp — whole-model batch-1 decoding: time per token of Qwen2.5-0.5B- and Llama-3.2-1B-shaped
+// models (random weights) under every strategy and weight format, at several context lengths, as a fraction of the
+// memory-bandwidth floor measured in the same run (benchmarks/decode.hpp says how).
+//
+//     decode [--shapes qwen,llama] [--formats f32,f16,bf16,q8_0,q4_0] [--strategies fused,per_op,single_dispatch]
+//            [--contexts 1,256,1024] [--runs 100] [--json FILE|DIR] [--commit SHA]
+//
+// Per variant and context: GPU time of one run of the model (timestamps) and its wall time (submit to fence), and
+// decode_loop's wall time per token when it generates 32 tokens after a prompt of that length in one submission.
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <harness/harness.hpp>
+
+#include "decode.hpp"
+
+namespace harness = benchmarks::harness;
+namespace decode = benchmarks::decode;
+
+namespace {
+
+std::vector<decode::result> run_one(const std::string& shape, const std::string& format, vkfuse::context& ctx,
+                                    const decode::settings& s) {
+    if (shape == "qwen") {
+        if (format == "f32") return decode::run_qwen_f32(ctx, s);
+        if (format == "f16") return decode::run_qwen_f16(ctx, s);
+        if (format == "bf16") return decode::run_qwen_bf16(ctx, s);
+        if (format == "q8_0") return decode::run_qwen_q8_0(ctx, s);
+        return decode::run_qwen_q4_0(ctx, s);
+    }
+    if (format == "f32") return decode::run_llama_f32(ctx, s);
+    if (format == "f16") return decode::run_llama_f16(ctx, s);
+    if (format == "bf16") return decode::run_llama_bf16(ctx, s);
+    if (format == "q8_0") return decode::run_llama_q8_0(ctx, s);
+    return decode::run_llama_q4_0(ctx, s);
+}
+
+} // namespace
+
+int main(int argc, char** argv) try {
+    harness::command_line cli("decode",
+                              "Batch-1 decoding of whole Qwen2.5-0.5B- and Llama-3.2-1B-shaped models: time per token "
+                              "for every strategy, weight format and context, against the bandwidth floor.",
+                              100, "timed runs per variant and context (fewer once they add up to 5 s)");
+    std::vector<std::string> shapes{"qwen", "llama"};
+    std::vector<std::string> formats{"bf16", "q8_0", "q4_0", "f16", "f32"};
+    decode::settings s;
+    cli.flags()
+        .add_option("--shapes", shapes, "qwen (Qwen2.5-0.5B), llama (Llama-3.2-1B)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"qwen", "llama"}));
+    cli.flags()
+        .add_option("--formats", formats, "weight storage formats")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0"}));
+    cli.flags()
+        .add_option("--strategies", s.strategies, "strategies")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"fused", "per_op", "single_dispatch"}));
+    cli.flags()
+        .add_option("--contexts", s.contexts, "positions attended (1 to 1024)")
+        ->delimiter(',')
+        ->check(CLI::Range(1u, decode::max_context));
+    if (const auto status = cli.parse(argc, argv)) return *status;
+    s.runs = cli.runs();
+
+    vkfuse::context ctx;
+    harness::report report(cli, ctx,
+                           {"shape", "format", "strategy", "context", "gpu_us_per_token", "wall_us_per_token",
+                            "loop_us_per_token", "floor_us", "of_floor"});
+    std::printf("device: %s\n", ctx.device().summary().c_str());
+    const harness::copy_result copy = harness::measure_copy(ctx, 50);
+    const harness::summary copy_us = harness::summarize(copy.gpu_us);
+    const double copy_gb_s = 2.0 * static_cast<double>(copy.bytes) / (copy_us.median * 1e3);
+    std::printf("copy: %.0f GB/s (%s)\n", copy_gb_s, copy.verified ? "verified" : "WRONG");
+
+    std::vector<decode::result> all;
+    for (const std::string& shape : shapes)
+        for (const std::string& format : formats) {
+            std::vector<decode::result> part = run_one(shape, format, ctx, s);
+            all.insert(all.end(), part.begin(), part.end());
+        }
+
+    std::printf("\n%-6s %-5s %-16s %5s %7s %9s %9s %9s %9s %8s %8s\n", "shape", "fmt", "strategy", "ctx", "disp",
+                "GPU us", "wall us", "loop us", "floor us", "of floor", "rel L2");
+    report.tsv().note("per token, microseconds (medians); floor = (matrix + KV-cache bytes) / copy bandwidth");
+    bool all_ok = copy.verified;
+    nlohmann::ordered_json results = nlohmann::ordered_json::array();
+    for (const decode::result& r : all) {
+        const double floor_us = static_cast<double>(r.matrix_bytes + r.cache_bytes) / (copy_gb_s * 1e3);
+        nlohmann::ordered_json entry{{"shape", r.shape},           {"format", r.format},
+                                     {"strategy", r.strategy},     {"context", r.context},
+                                     {"dispatches", r.dispatches}, {"matrix_bytes", r.matrix_bytes},
+                                     {"cache_bytes", r.cache_bytes}, {"floor_us", floor_us},
+                                     {"verified", r.verified},     {"rel_l2", r.rel_l2}};
+        if (!r.verified) {
+            all_ok = false;
+            std::printf("%-6s %-5s %-16s %5u %7d  MISMATCH (logits rel L2 %.2g): no time\n", r.shape.c_str(),
+                        r.format.c_str(), r.strategy.c_str(), r.context, r.dispatches, r.rel_l2);
+            results.push_back(entry);
+            continue;
+        }
+        const harness::summary gpu = harness::summarize(r.gpu_us), wall = harness::summarize(r.wall_us);
+        char loop[32] = "-";
+        if (r.loop_wall_us > 0) std::snprintf(loop, sizeof loop, "%.1f", r.loop_wall_us);
+        std::printf("%-6s %-5s %-16s %5u %7d %9.1f %9.1f %9s %9.1f %7.1f%% %8.2g\n", r.shape.c_str(),
+                    r.format.c_str(), r.strategy.c_str(), r.context, r.dispatches, gpu.median, wall.median, loop,
+                    floor_us, 100.0 * floor_us / gpu.median, r.rel_l2);
+        entry["gpu_us"] = gpu;
+        entry["wall_us"] = wall;
+        if (r.loop_wall_us > 0) entry["loop_wall_us_per_token"] = r.loop_wall_us;
+        entry["of_floor"] = floor_us / gpu.median;
+        results.push_back(entry);
+        report.tsv().row(r.shape, r.format, r.strategy, r.context, gpu.median, wall.median,
+                         r.loop_wall_us > 0 ? r.loop_wall_us : wall.median, floor_us, floor_us / gpu.median);
+    }
+    report.json()["copy"] = {{"bytes", copy.bytes}, {"gpu_us", copy_us}, {"gb_per_s", copy_gb_s},
+                             {"verified", copy.verified}};
+    report.json()["settings"] = {{"shapes", shapes},       {"formats", formats},   {"strategies", s.strategies},
+                                 {"contexts", s.contexts}, {"runs", s.runs},       {"tolerance", s.tolerance}};
+    report.json()["results"] = results;
+    report.write();
+    return all_ok ? 0 : 1;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "decode: %s\n", e.what());
+    return 1;
+}

@@ -1,0 +1,54 @@
+// benchmarks/decode.hpp — batch-1 decoding of whole models, as time per token against the memory-bandwidth floor.
+//
+// At batch 1 a token must at least read every weight matrix once and the KV cache up to the current position, so
+// the floor of a token is (matrix bytes + KV-cache bytes read) / (copy bandwidth measured in the same run). Each
+// (shape, weight format) is a translation unit of its own (benchmarks/decode/<shape>_<format>.cpp) holding every
+// strategy. Every variant is verified against Eigen (the logits of one position, the reference reading the stored
+// weights) before it is timed; one that disagrees gets no time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <vkfuse/vkfuse.hpp>
+
+namespace benchmarks::decode {
+
+struct settings {
+    int runs = 100;                                   // timed runs per (variant, context)
+    std::vector<std::uint32_t> contexts{1, 256, 1024};  // positions attended: the token at position context - 1
+    std::vector<std::string> strategies{"fused", "per_op", "single_dispatch"};
+    double max_seconds = 5;                           // a variant's timed runs at one context stop after this
+    double tolerance = 1e-4;                          // relative L2 of the logits against Eigen
+};
+
+// One (shape, format, strategy, context).
+struct result {
+    std::string shape, format, strategy;
+    std::uint32_t context = 0;
+    std::uint64_t matrix_bytes = 0;  // every weight matrix a token streams (the embedding's one row not counted)
+    std::uint64_t cache_bytes = 0;   // K and V rows read at this context, every layer
+    int dispatches = 0;              // per token
+    bool verified = false;
+    double rel_l2 = 0;
+    std::vector<double> gpu_us, wall_us;  // per token: one run of the whole model at this position
+    double loop_wall_us = 0;              // per token, decode_loop generating (no host work between tokens)
+};
+
+// The largest context a build holds (the KV caches' rows).
+inline constexpr std::uint32_t max_context = 1024;
+
+std::vector<result> run_qwen_f32(vkfuse::context&, const settings&);
+std::vector<result> run_qwen_f16(vkfuse::context&, const settings&);
+std::vector<result> run_qwen_bf16(vkfuse::context&, const settings&);
+std::vector<result> run_qwen_q8_0(vkfuse::context&, const settings&);
+std::vector<result> run_qwen_q4_0(vkfuse::context&, const settings&);
+std::vector<result> run_llama_f32(vkfuse::context&, const settings&);
+std::vector<result> run_llama_f16(vkfuse::context&, const settings&);
+std::vector<result> run_llama_bf16(vkfuse::context&, const settings&);
+std::vector<result> run_llama_q8_0(vkfuse::context&, const settings&);
+std::vector<result> run_llama_q4_0(vkfuse::context&, const settings&);
+
+} // namespace benchmarks::decode

@@ -1,0 +1,10 @@
+// benchmarks/decode/llama_q8_0.cpp — the llama shape with weights stored as q8_0, every strategy.
+#include "run.hpp"
+
+namespace benchmarks::decode {
+
+std::vector<result> run_llama_q8_0(vkfuse::context& ctx, const settings& s) {
+    return run_model<llama_shape, vkfuse::q8_0>(ctx, s, "llama", "q8_0");
+}
+
+} // namespace benchmarks::decode
