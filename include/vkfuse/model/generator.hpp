@@ -12,12 +12,14 @@
 // scripts/generate makes the `sizes` from a config.json at build time.
 #pragma once
 
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../checkpoint/safetensors.hpp"
@@ -58,10 +60,22 @@ inline sizes sizes_of(const config& c, std::size_t max_positions) {
 inline void check_config(const config& c, const sizes& built) {
     const sizes want = sizes_of(c, built.max_positions);
     std::string problems;
+    // Floats as the shortest text that reads back as the same float (std::to_string's six decimals would show
+    // 1e-6 and 1.0000001e-6 alike), flags as true/false.
+    auto show = [](auto v) -> std::string {
+        if constexpr (std::is_same_v<decltype(v), bool>) {
+            return v ? "true" : "false";
+        } else if constexpr (std::is_floating_point_v<decltype(v)>) {
+            char text[32];
+            return std::string(text, std::to_chars(text, text + sizeof text, v).ptr);
+        } else {
+            return std::to_string(v);
+        }
+    };
     auto differs = [&](std::string_view field, auto have, auto built_value) {
         if (have == built_value) return;
-        problems += "\n  " + std::string(field) + ": the config says " + std::to_string(have) + ", this build has " +
-                    std::to_string(built_value);
+        problems += "\n  " + std::string(field) + ": the config says " + show(have) + ", this build has " +
+                    show(built_value);
     };
     differs("num_hidden_layers", want.layers, built.layers);
     differs("hidden_size", want.hidden, built.hidden);
