@@ -52,7 +52,8 @@ else
 
     # The logits: every prompt position, then each generated token's, against transformers' (the same layout).
     numbers() {  # the numbers of the arrays under key $1 in file $2, one a line
-        tr -d '\n ' <"$2" | grep -o "\"$1\":\[\[[^\"]*" | sed 's/^"[a-z_]*"://' | tr -c '0-9eE.+-' '\n' | grep -v '^$' || true
+        tr -d '\n ' <"$2" | grep -o "\"$1\":\[\[[^\"]*" | sed 's/^"[a-z_]*"://' | tr -c '0-9eE.+-' '\n' |
+            grep -v '^$' || true
     }
     for key in logits generation_logits; do
         numbers "$key" "$fixture/expected.json" >"$scratch/want.$key"
@@ -97,7 +98,8 @@ refuses "a missing folder" "is not a folder" "$scratch/no-such-model" --ids 1
 refuses "--max-seq too small" "run with --max-seq $(($(tr -cd , <<<"$prompt" | wc -c) + 1 + new)) or more" \
     "$fixture" --ids "$prompt" --max-new "$new" --max-seq 10
 refuses "an id outside the vocabulary" "not below the model's vocab_size" "$fixture" --ids 1,131 --max-new 2
-refuses "more positions than the model has" "more than the model's max_position_embeddings" "$fixture" --ids 1 --max-new 299
+refuses "more positions than the model has" "more than the model's max_position_embeddings" \
+    "$fixture" --ids 1 --max-new 299
 refuses "a bad option" "unknown option --temperature" "$fixture" --temperature 0.7
 refuses "a bad --dtype" "--dtype f8: not one of" "$fixture" --dtype f8
 mkdir -p "$scratch/gpt2"

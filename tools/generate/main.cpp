@@ -95,7 +95,8 @@ void check_built_with(std::string_view option, std::string_view given, std::stri
     if (given != built)
         throw usage_problem{std::string(option) + " " + std::string(given) + ": this program was built for " +
                             std::string(option) + " " + std::string(built) +
-                            "; scripts/generate builds one program per value"};
+                            "; scripts/generate builds one program per value",
+                            false};
 }
 
 options parse_options(int argc, char** argv) {
