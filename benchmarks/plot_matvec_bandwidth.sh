@@ -21,10 +21,11 @@ for tsv in "$@"; do
     png="${tsv%.tsv}.png"
     heading="$(sed -n '1s/^# //p' "$tsv" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"
     # one row per shape, one column per format: the plain matvec's fraction of copy bandwidth, in percent
+    # (a matrix split over several bindings is still the plain matvec: "matvec, 3 pieces")
     table="$(mktemp)"
     awk -F'\t' '
         /^#/ { next }
-        $4 == "matvec" {
+        $4 ~ /^matvec(, [0-9]+ pieces)?$/ {
             shape = $2 "x" $3
             if (!(shape in seen)) { seen[shape] = 1; order[++n] = shape }
             if (!($1 in known)) { known[$1] = 1; formats[++m] = $1 }
