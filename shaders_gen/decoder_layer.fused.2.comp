@@ -14,8 +14,11 @@ layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0 { float p
 layout(set = 0, binding = 1, std430) readonly restrict buffer Binding1 { float p_v_cache[]; };  // state v_cache: f32[256, 128]
 layout(set = 0, binding = 2, std430) readonly restrict buffer Binding2 { float p_q[]; };  // named result q: f32[896]
 layout(set = 0, binding = 3, std430) writeonly restrict buffer Binding3 { float p_attn[]; };  // named result attn: f32[896]
+layout(set = 0, binding = 4, std430) coherent buffer Partials { float vkf_partials[]; };  // split attention: each workgroup's softmax
+layout(set = 0, binding = 5, std430) coherent buffer Arrivals { uint vkf_arrivals[]; };  // per head: its workgroups that finished
+shared uint vkf_last;  // this workgroup finished its head last
 
-layout(set = 0, binding = 4, std140) uniform Params {  // runtime scalars, written by the host before a run
+layout(set = 0, binding = 6, std140) uniform Params {  // runtime scalars, written by the host before a run
     uint p_pos;
 } params;
 
@@ -71,37 +74,70 @@ void main() {
     {  // attention: attn[896]
         uint v14 = params.p_pos;
         const uint tid = gl_LocalInvocationID.x;
-        for (uint head = gl_WorkGroupID.x; head < 14u; head += gl_NumWorkGroups.x) {
+        const uint positions = v14 + 1u;
+        // the shares: at least 32 positions each, at most 4 per head
+        const uint shares = min(4u, (positions + 31u) / 32u);
+        const uint share_length = (positions + shares - 1u) / shares;
+        for (uint unit = gl_WorkGroupID.x; unit < 56u; unit += gl_NumWorkGroups.x) {
+            const uint head = unit / 4u, share = unit % 4u;
+            if (share >= shares) continue;  // no positions left for it (the same for the whole workgroup)
+            const uint first = share * share_length, last = min(positions, first + share_length);
             const uint kv_base = head / 7u * 64u;  // query head h reads KV head h / (H / KV)
             for (uint d = tid; d < 64u; d += gl_WorkGroupSize.x) vkf_q[d] = p_q[head * 64u + d];
             barrier();
-            const uint positions = v14 + 1u;
             float m = uintBitsToFloat(0xff800000u), l = 0.0, o = 0.0;
-            for (uint start = 0u; start < positions; start += gl_WorkGroupSize.x) {
+            for (uint start = first; start < last; start += gl_WorkGroupSize.x) {
                 const uint at = start + tid;
                 float s = uintBitsToFloat(0xff800000u);
-                if (at < positions) {
+                if (at < last) {
                     s = 0.0;
                     for (uint d = 0u; d < 64u; ++d) s += vkf_q[d] * p_k_cache[at * 128u + kv_base + d];
                     s *= 0.125;  // 1/sqrt(head_dim)
                 }
                 const float block_max = vkf_workgroup_max(s);
                 const float new_m = max(m, block_max);
-                const float w = at < positions ? exp(s - new_m) : 0.0;
+                const float w = at < last ? exp(s - new_m) : 0.0;
                 vkf_p[tid] = w;
                 const float block_sum = vkf_workgroup_sum(w);  // its barriers publish vkf_p too
                 const float rescale = exp(m - new_m);
                 l = l * rescale + block_sum;
                 if (tid < 64u) {
                     o *= rescale;
-                    const uint count = min(gl_WorkGroupSize.x, positions - start);
+                    const uint count = min(gl_WorkGroupSize.x, last - start);
                     for (uint j = 0u; j < count; ++j) o += vkf_p[j] * p_v_cache[(start + j) * 128u + kv_base + tid];
                 }
                 m = new_m;
                 barrier();  // vkf_p is refilled by the next block
             }
-            if (tid < 64u) p_attn[head * 64u + tid] = o / l;
-            barrier();  // vkf_q is refilled by the next head
+            if (shares == 1u) {
+                if (tid < 64u) p_attn[head * 64u + tid] = o / l;
+            } else {
+                const uint slot = unit * 66u;  // this share's partial
+                if (tid < 64u) vkf_partials[slot + tid] = o;
+                if (tid == 0u) {
+                    vkf_partials[slot + 64u] = m;
+                    vkf_partials[slot + 65u] = l;
+                }
+                memoryBarrierBuffer();
+                barrier();  // every invocation's partial is written before the count says so
+                if (tid == 0u) vkf_last = atomicAdd(vkf_arrivals[head], 1u) == shares - 1u ? 1u : 0u;
+                barrier();
+                if (vkf_last != 0u) {  // every other share of this head is in vkf_partials: merge
+                    memoryBarrierBuffer();
+                    const uint row = head * 264u;
+                    float all_m = uintBitsToFloat(0xff800000u);
+                    for (uint k = 0u; k < shares; ++k) all_m = max(all_m, vkf_partials[row + k * 66u + 64u]);
+                    float all_l = 0.0, all_o = 0.0;
+                    for (uint k = 0u; k < shares; ++k) {
+                        const float scale = exp(vkf_partials[row + k * 66u + 64u] - all_m);
+                        all_l += vkf_partials[row + k * 66u + 65u] * scale;
+                        if (tid < 64u) all_o += vkf_partials[row + k * 66u + tid] * scale;
+                    }
+                    if (tid < 64u) p_attn[head * 64u + tid] = all_o / all_l;
+                    if (tid == 0u) vkf_arrivals[head] = 0u;  // counted from zero again next run
+                }
+            }
+            barrier();  // vkf_q and vkf_last are refilled by the next unit
         }
     }
 }

@@ -55,6 +55,17 @@ constexpr void emit_header(T& t, const plan::program_plan<Cap>& p, const plan::s
     t << '\n';
 }
 
+// A split attention's scratch (plan::shader_record::scratch_bindings), from binding `first` on.
+template <class T>
+constexpr void emit_scratch_bindings(T& t, const plan::shader_record& sh, int first) {
+    if (sh.scratch_bindings == 0) return;
+    t << "layout(set = 0, binding = " << first
+      << ", std430) coherent buffer Partials { float vkf_partials[]; };  // split attention: each workgroup's softmax\n"
+      << "layout(set = 0, binding = " << first + 1
+      << ", std430) coherent buffer Arrivals { uint vkf_arrivals[]; };  // per head: its workgroups that finished\n"
+      << "shared uint vkf_last;  // this workgroup finished its head last\n";
+}
+
 template <class T, std::size_t Cap>
 constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan::shader_record& sh, bool packed) {
     if (packed) {
@@ -74,6 +85,7 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
             buffer_name(t, p, b);
             t << ", " << p.buffers[b].elements << " x " << dtype_name(p.buffers[b].dtype) << '\n';
         }
+        emit_scratch_bindings(t, sh, 1);
         t << '\n';
         return;
     }
@@ -140,6 +152,7 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
             what();
         }
     }
+    emit_scratch_bindings(t, sh, slot);
     t << '\n';
 }
 
@@ -148,7 +161,7 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
 template <class T, std::size_t Cap>
 constexpr void emit_parameters(T& t, const plan::program_plan<Cap>& p, const plan::shader_record& sh, bool packed) {
     if (p.param_words > 0) {
-        t << "layout(set = 0, binding = " << (packed ? 1 : p.binding_slots(sh))
+        t << "layout(set = 0, binding = " << (packed ? 1 + sh.scratch_bindings : p.binding_slots(sh))
           << ", std140) uniform Params {  // runtime scalars, written by the host before a run\n";
         for (int i = 0; i < p.param_count; ++i) {
             if (p.param_word[i] < 0) continue;

@@ -125,6 +125,7 @@ constexpr void describe_work(const program_plan<Cap>& p, kernel_record& k) {
         k.heads = x.p0;
         k.kv_heads = x.p1;
         k.head_dim = x.p2;
+        if (p.how != strategy::single_dispatch) k.splits = attention_splits(p.g[x.b].rows);
     }
 }
 

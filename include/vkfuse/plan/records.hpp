@@ -111,6 +111,20 @@ inline constexpr std::uint64_t binding_bytes_limit = std::uint64_t{1} << 27;
 
 namespace vkfuse::plan {
 
+// Split attention (flash decoding). One workgroup per query head leaves most of a GPU idle (Qwen2.5-0.5B has 14 heads;
+// an H200 132 multiprocessors) and walks every position alone, so the time grows with the context however wide the
+// device. A fused or per_op attention kernel instead runs `splits` workgroups per head; at run time, with P positions
+// to attend, min(splits, ceil(P / attention_split_positions)) of them take a contiguous share of the positions each,
+// keep their own online softmax, and leave (unnormalised sum, maximum, sum of weights) in a scratch buffer; the last
+// to finish (an atomic counter per head) merges them. At P <= attention_split_positions one workgroup does everything,
+// as before. The splits are fixed by the cache's rows: enough that the longest context gives each at least
+// 64 positions, at most 32 per head.
+inline constexpr std::uint32_t attention_split_positions = 32;
+constexpr std::uint32_t attention_splits(std::uint64_t cache_rows) {
+    const std::uint64_t s = (cache_rows + 63) / 64;
+    return static_cast<std::uint32_t>(s < 1 ? 1 : s > 32 ? 32 : s);
+}
+
 // One materialised value a kernel computes: a segment of its work units.
 struct segment {
     int root = -1;                // the node computed
@@ -190,6 +204,9 @@ struct kernel_record {
 
     lanes_rule lanes;                // matvec
     std::uint32_t heads = 0, kv_heads = 0, head_dim = 0;  // attention
+    // fused and per_op attention: workgroups per query head, each taking a share of the positions and leaving a
+    // partial softmax that the last of them to finish merges (attention_splits above). 1: one per head.
+    std::uint32_t splits = 1;
 
     binding bindings[max_kernel_buffers] = {};  // ascending buffer index: binding i is bindings[i]
     int binding_count = 0;
@@ -223,7 +240,16 @@ struct shader_record {
     helper_set helpers;
     shared_layout shared;
     fence at_end = fence::none;  // single_dispatch repeat<>: what precedes the next position
+    // A split attention's own buffers, bound after the program's: the partial softmaxes of its workgroups and a
+    // counter per head of the workgroups that have finished (the runtime allocates them; the shader leaves the
+    // counters at zero).
+    int scratch_bindings = 0;
 };
+
+// The bytes of a split attention kernel's partials: per head and split, head_dim weighted sums, the maximum and the sum.
+constexpr std::uint64_t attention_partial_bytes(const kernel_record& k) {
+    return 4ull * k.heads * k.splits * (k.head_dim + 2ull);
+}
 
 // The facts of a device and of the user's options that the launch of a plan depends on.
 struct launch_facts {
@@ -261,7 +287,7 @@ constexpr std::uint32_t choose_lanes(const kernel_record& k, strategy how, const
 
 // Workgroups a dispatch of kernel `k` needs (every body is a grid-stride loop, so fewer is still correct).
 constexpr std::uint64_t workgroups(const kernel_record& k, std::uint32_t workgroup_size, std::uint32_t lanes) {
-    if (k.kind == kernel_kind::attention) return k.heads;
+    if (k.kind == kernel_kind::attention) return std::uint64_t{k.heads} * k.splits;
     const std::uint64_t per_group = k.kind == kernel_kind::matvec ? workgroup_size / lanes : workgroup_size;
     const std::uint64_t g = (k.units + per_group - 1) / per_group;
     return g == 0 ? 1 : g;
@@ -330,7 +356,7 @@ struct program_plan {
             return {0, kernel_count, single_bindings, single_binding_count, single_helpers, single_shared,
                     single_at_end};
         const kernel_record& k = kernels[s];
-        return {s, s + 1, k.bindings, k.binding_count, k.helpers, k.shared, fence::none};
+        return {s, s + 1, k.bindings, k.binding_count, k.helpers, k.shared, fence::none, k.splits > 1 ? 2 : 0};
     }
 
     // ---- bindings: a split weight takes one binding per piece, so binding i of a shader is not always slot i
@@ -341,8 +367,11 @@ struct program_plan {
         for (int j = 0; j < i; ++j) slot += slots_of(sh.bindings[j].buffer);
         return slot;
     }
-    // Storage-buffer bindings shader sh declares (the parameter block's uniform binding comes after them).
-    constexpr int binding_slots(const shader_record& sh) const { return binding_slot(sh, sh.binding_count); }
+    // Storage-buffer bindings shader sh declares: its buffers', then a split attention's scratch (the parameter
+    // block's uniform binding comes after them).
+    constexpr int binding_slots(const shader_record& sh) const {
+        return binding_slot(sh, sh.binding_count) + sh.scratch_bindings;
+    }
     // Elements the buffer that holds slot b has: every layer's copy, where a single dispatch indexes the layers.
     constexpr std::uint64_t held_elements(int b) const {
         const buffer_slot& s = buffers[b];

@@ -440,7 +440,10 @@ public:
             }
             if (kr.kind == vkfuse::plan::kernel_kind::attention)
                 t << "; " << kr.heads << " heads, "
-                  << (How == strategy::single_dispatch ? "all at once" : "a workgroup each");
+                  << (How == strategy::single_dispatch ? std::string("all at once")
+                      : kr.splits == 1               ? std::string("a workgroup each")
+                                                     : "up to " + std::to_string(kr.splits) +
+                                                           " workgroups each (split by positions)");
             else
                 t << "; " << kr.units << " units";
             if (kr.kind == vkfuse::plan::kernel_kind::matvec)
@@ -713,7 +716,7 @@ private:
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(s)];
             spec.glsl = glsl(s);
-            spec.binding_count = packed_ ? 1u : static_cast<std::uint32_t>(plan.binding_slots(sh));
+            spec.binding_count = static_cast<std::uint32_t>(packed_ ? 1 + sh.scratch_bindings : plan.binding_slots(sh));
             spec.uniform_buffer = plan.param_words > 0;
             spec.push_constant_bytes = plan.push_constant_bytes();
             spec.workgroup_size = launch_.workgroup_size;
@@ -785,6 +788,15 @@ private:
             }
         }
         if (plan.param_words > 0) params_ = std::make_unique<vulkan::mapped_buffer>(*ctx_, plan.param_block_bytes());
+        // a split attention's scratch: one per kernel, shared by a stack's layers (their dispatches run in order)
+        for (int s = 0; s < shader_count; ++s) {
+            const vkfuse::plan::shader_record sh = plan.shader(s);
+            if (sh.scratch_bindings == 0) continue;
+            const vkfuse::plan::kernel_record& k = plan.kernels[sh.first];
+            scratch_.push_back({s, vulkan::buffer(*ctx_, static_cast<std::size_t>(vkfuse::plan::attention_partial_bytes(k))),
+                                vulkan::buffer(*ctx_, std::size_t{4} * k.heads)});
+            scratch_.back().arrivals.fill(0u);  // the shader leaves the counters at zero after every run
+        }
         for (int b = 0; b < plan.buffer_count; ++b) {
             if (plan.buffers[b].slot_role == role::table) fill_table(b);
             if (plan.buffers[b].slot_role == role::state) zero(b);
@@ -884,6 +896,10 @@ private:
             else
                 for (int b : shader_buffers(s))
                     for (vulkan::buffer* piece : buffers_for(b, layer)) d.buffers.push_back(piece);
+            if (const scratch_buffers* sc = scratch_of(s)) {  // a split attention's partials and counters
+                d.buffers.push_back(&sc->partials);
+                d.buffers.push_back(&sc->arrivals);
+            }
             d.uniform = params_.get();
             d.groups = {workgroups(s), 1, 1};
             if (plan.push_constant_bytes() != 0) {  // this run's position of a repeat<>
@@ -924,6 +940,17 @@ private:
     std::vector<vulkan::buffer> hidden_;     // a stack's hidden state between layers: hidden_[i] is layer i's output
     std::vector<std::vector<bool>> written_;  // per buffer and copy: uploaded, bound, computed, zeroed or filled
     std::unique_ptr<vulkan::mapped_buffer> params_;  // the parameter block, where the program has params
+    // A split attention kernel's own buffers (plan::shader_record::scratch_bindings).
+    struct scratch_buffers {
+        int shader;
+        vulkan::buffer partials, arrivals;
+    };
+    std::vector<scratch_buffers> scratch_;
+    const scratch_buffers* scratch_of(int shader) const {
+        for (const scratch_buffers& sc : scratch_)
+            if (sc.shader == shader) return &sc;
+        return nullptr;
+    }
     std::vector<bool> param_set_;
     std::unique_ptr<vulkan::sequence> sequence_;
     std::size_t recordings_ = 0;

@@ -26,13 +26,13 @@ namespace vkfuse::vulkan {
 
 struct dispatch {
     const kernel* k = nullptr;
-    std::vector<const buffer*> buffers;      // one per storage binding, in binding order
+    std::vector<const buffer*> buffers{};    // one per storage binding, in binding order
     std::array<std::uint32_t, 3> groups{1, 1, 1};
-    std::vector<std::byte> push_constants;   // exactly the kernel's push_constant_bytes
+    std::vector<std::byte> push_constants{};  // exactly the kernel's push_constant_bytes
     const mapped_buffer* uniform = nullptr;  // the uniform buffer, where the kernel has one (after the storage ones)
     // Host-mapped buffers bound as storage buffers after `buffers` (a kernel that advances a parameter block); last so
     // that positional initialisation of the fields above stays valid.
-    std::vector<const mapped_buffer*> mapped_storage;
+    std::vector<const mapped_buffer*> mapped_storage{};
 };
 
 struct timing {

@@ -10,32 +10,54 @@
 
 namespace vkfuse::glsl {
 
-// One workgroup per query head: scores for a block of positions at a time, an online softmax across blocks, and
-// the weighted sum of values accumulated by the first head_dim invocations (one output element each).
+// fused and per_op: `splits` workgroups per query head (plan/kernels.hpp, attention_splits), each over a contiguous
+// share of the positions: scores for a block of positions at a time, an online softmax across blocks, and the
+// weighted sum of values accumulated by the first head_dim invocations (one output element each). With one share the
+// workgroup writes the head's output; with several each leaves its unnormalised sum, maximum and sum of weights in
+// vkf_partials, and the last of the head's workgroups to finish (counted in vkf_arrivals) merges them.
 template <class T, std::size_t Cap>
 constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
     const int root = kv.k.segments[0].root;
     const node& x = kv[root];
     const std::uint32_t heads = kv.k.heads, group = kv.k.heads / kv.k.kv_heads, hd = kv.k.head_dim,
-                        width = kv.k.kv_heads * kv.k.head_dim;
-    auto pos = [&] { ref(t, kv, x.d, site{}); };
+                        width = kv.k.kv_heads * kv.k.head_dim, splits = kv.k.splits;
+    const bool split = splits > 1;
+    const std::uint64_t partial = hd + 2u;  // floats per partial: the sums, the maximum, the sum of weights
     auto read = [&](int n, auto index) { load_node(t, kv, n, false, index); };
+    auto store = [&](std::string_view value) {
+        t << "if (tid < " << hd << "u) ";
+        open_node_access(t, kv, root, false);
+        t << "head * " << hd << "u + tid] = " << value << ";\n";
+    };
     t << "        const uint tid = gl_LocalInvocationID.x;\n"
-      << "        for (uint head = gl_WorkGroupID.x; head < " << heads << "u; head += gl_NumWorkGroups.x) {\n"
-      << "            const uint kv_base = head / " << group << "u * " << hd
+      << "        const uint positions = ";
+    ref(t, kv, x.d, site{});
+    t << " + 1u;\n";
+    if (split)
+        t << "        // the shares: at least " << plan::attention_split_positions << " positions each, at most " << splits
+          << " per head\n"
+          << "        const uint shares = min(" << splits << "u, (positions + "
+          << plan::attention_split_positions - 1 << "u) / " << plan::attention_split_positions << "u);\n"
+          << "        const uint share_length = (positions + shares - 1u) / shares;\n"
+          << "        for (uint unit = gl_WorkGroupID.x; unit < " << heads * splits
+          << "u; unit += gl_NumWorkGroups.x) {\n"
+          << "            const uint head = unit / " << splits << "u, share = unit % " << splits << "u;\n"
+          << "            if (share >= shares) continue;  // no positions left for it (the same for the whole workgroup)\n"
+          << "            const uint first = share * share_length, last = min(positions, first + share_length);\n";
+    else
+        t << "        for (uint head = gl_WorkGroupID.x; head < " << heads << "u; head += gl_NumWorkGroups.x) {\n"
+          << "            const uint first = 0u, last = positions;\n";
+    t << "            const uint kv_base = head / " << group << "u * " << hd
       << "u;  // query head h reads KV head h / (H / KV)\n"
       << "            for (uint d = tid; d < " << hd << "u; d += gl_WorkGroupSize.x) vkf_q[d] = ";
     read(x.a, [&] { t << "head * " << hd << "u + d"; });
     t << ";\n"
       << "            barrier();\n"
-      << "            const uint positions = ";
-    pos();
-    t << " + 1u;\n"
       << "            float m = uintBitsToFloat(0xff800000u), l = 0.0, o = 0.0;\n"
-      << "            for (uint start = 0u; start < positions; start += gl_WorkGroupSize.x) {\n"
+      << "            for (uint start = first; start < last; start += gl_WorkGroupSize.x) {\n"
       << "                const uint at = start + tid;\n"
       << "                float s = uintBitsToFloat(0xff800000u);\n"
-      << "                if (at < positions) {\n"
+      << "                if (at < last) {\n"
       << "                    s = 0.0;\n"
       << "                    for (uint d = 0u; d < " << hd << "u; ++d) s += vkf_q[d] * ";
     read(x.b, [&] { t << "at * " << width << "u + kv_base + d"; });
@@ -45,25 +67,62 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
       << "                }\n"
       << "                const float block_max = vkf_workgroup_max(s);\n"
       << "                const float new_m = max(m, block_max);\n"
-      << "                const float w = at < positions ? exp(s - new_m) : 0.0;\n"
+      << "                const float w = at < last ? exp(s - new_m) : 0.0;\n"
       << "                vkf_p[tid] = w;\n"
       << "                const float block_sum = vkf_workgroup_sum(w);  // its barriers publish vkf_p too\n"
       << "                const float rescale = exp(m - new_m);\n"
       << "                l = l * rescale + block_sum;\n"
       << "                if (tid < " << hd << "u) {\n"
       << "                    o *= rescale;\n"
-      << "                    const uint count = min(gl_WorkGroupSize.x, positions - start);\n"
+      << "                    const uint count = min(gl_WorkGroupSize.x, last - start);\n"
       << "                    for (uint j = 0u; j < count; ++j) o += vkf_p[j] * ";
     read(x.c, [&] { t << "(start + j) * " << width << "u + kv_base + tid"; });
     t << ";\n"
       << "                }\n"
       << "                m = new_m;\n"
       << "                barrier();  // vkf_p is refilled by the next block\n"
+      << "            }\n";
+    if (!split) {
+        t << "            ";
+        store("o / l");
+        t << "            barrier();  // vkf_q is refilled by the next head\n"
+          << "        }\n";
+        return;
+    }
+    t << "            if (shares == 1u) {\n"
+      << "                ";
+    store("o / l");
+    t << "            } else {\n"
+      << "                const uint slot = unit * " << partial << "u;  // this share's partial\n"
+      << "                if (tid < " << hd << "u) vkf_partials[slot + tid] = o;\n"
+      << "                if (tid == 0u) {\n"
+      << "                    vkf_partials[slot + " << hd << "u] = m;\n"
+      << "                    vkf_partials[slot + " << hd + 1 << "u] = l;\n"
+      << "                }\n"
+      << "                memoryBarrierBuffer();\n"
+      << "                barrier();  // every invocation's partial is written before the count says so\n"
+      << "                if (tid == 0u) vkf_last = atomicAdd(vkf_arrivals[head], 1u) == shares - 1u ? 1u : 0u;\n"
+      << "                barrier();\n"
+      << "                if (vkf_last != 0u) {  // every other share of this head is in vkf_partials: merge\n"
+      << "                    memoryBarrierBuffer();\n"
+      << "                    const uint row = head * " << splits * partial << "u;\n"
+      << "                    float all_m = uintBitsToFloat(0xff800000u);\n"
+      << "                    for (uint k = 0u; k < shares; ++k) all_m = max(all_m, vkf_partials[row + k * " << partial
+      << "u + " << hd << "u]);\n"
+      << "                    float all_l = 0.0, all_o = 0.0;\n"
+      << "                    for (uint k = 0u; k < shares; ++k) {\n"
+      << "                        const float scale = exp(vkf_partials[row + k * " << partial << "u + " << hd
+      << "u] - all_m);\n"
+      << "                        all_l += vkf_partials[row + k * " << partial << "u + " << hd + 1 << "u] * scale;\n"
+      << "                        if (tid < " << hd << "u) all_o += vkf_partials[row + k * " << partial
+      << "u + tid] * scale;\n"
+      << "                    }\n"
+      << "                    ";
+    store("all_o / all_l");
+    t << "                    if (tid == 0u) vkf_arrivals[head] = 0u;  // counted from zero again next run\n"
+      << "                }\n"
       << "            }\n"
-      << "            if (tid < " << hd << "u) ";
-    open_node_access(t, kv, root, false);
-    t << "head * " << hd << "u + tid] = o / l;\n"
-      << "            barrier();  // vkf_q is refilled by the next head\n"
+      << "            barrier();  // vkf_q and vkf_last are refilled by the next unit\n"
       << "        }\n";
 }
 
