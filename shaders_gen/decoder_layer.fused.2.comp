@@ -74,6 +74,8 @@ void main() {
     {  // attention: attn[896]
         uint v14 = params.p_pos;
         const uint tid = gl_LocalInvocationID.x;
+        const uint span = 64u, chunks = gl_WorkGroupSize.x / span;
+        const uint element = tid % span, chunk = tid / span;  // of the weighted sum of values
         const uint positions = v14 + 1u;
         // the shares: at least 32 positions each, at most 4 per head
         const uint shares = min(4u, (positions + 31u) / 32u);
@@ -101,13 +103,19 @@ void main() {
                 const float block_sum = vkf_workgroup_sum(w);  // its barriers publish vkf_p too
                 const float rescale = exp(m - new_m);
                 l = l * rescale + block_sum;
-                if (tid < 64u) {
-                    o *= rescale;
+                o *= rescale;
+                if (element < 64u) {
                     const uint count = min(gl_WorkGroupSize.x, last - start);
-                    for (uint j = 0u; j < count; ++j) o += vkf_p[j] * p_v_cache[(start + j) * 128u + kv_base + tid];
+                    for (uint j = chunk; j < count; j += chunks) o += vkf_p[j] * p_v_cache[(start + j) * 128u + kv_base + element];
                 }
                 m = new_m;
                 barrier();  // vkf_p is refilled by the next block
+            }
+            vkf_scratch[tid] = o;  // the chunks' sums, added by the first span invocations
+            barrier();
+            if (tid < 64u) {
+                o = 0.0;
+                for (uint c = 0u; c < chunks; ++c) o += vkf_scratch[c * span + tid];
             }
             if (shares == 1u) {
                 if (tid < 64u) p_attn[head * 64u + tid] = o / l;

@@ -10,9 +10,11 @@
 
 namespace vkfuse::glsl {
 
-// fused and per_op: `splits` workgroups per query head (plan/kernels.hpp, attention_splits), each over a contiguous
-// share of the positions: scores for a block of positions at a time, an online softmax across blocks, and the
-// weighted sum of values accumulated by the first head_dim invocations (one output element each). With one share the
+// fused and per_op: `splits` workgroups per query head (plan::attention_splits), each over a contiguous share of the
+// positions: scores for a block of positions at a time, an online softmax across blocks, and the weighted sum of
+// values, for which the workgroup is `chunks` groups of `span` invocations (span: head_dim rounded up to a power of
+// two): invocation d of a group accumulates output element d over every chunks-th position of the block, so a
+// group reads whole value rows, and the groups' sums are added at the end. With one share the
 // workgroup writes the head's output; with several each leaves its unnormalised sum, maximum and sum of weights in
 // vkf_partials, and the last of the head's workgroups to finish (counted in vkf_arrivals) merges them.
 template <class T, std::size_t Cap>
@@ -30,6 +32,8 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
         t << "head * " << hd << "u + tid] = " << value << ";\n";
     };
     t << "        const uint tid = gl_LocalInvocationID.x;\n"
+      << "        const uint span = " << plan::ceil_power_of_two(hd) << "u, chunks = gl_WorkGroupSize.x / span;\n"
+      << "        const uint element = tid % span, chunk = tid / span;  // of the weighted sum of values\n"
       << "        const uint positions = ";
     ref(t, kv, x.d, site{});
     t << " + 1u;\n";
@@ -72,15 +76,21 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
       << "                const float block_sum = vkf_workgroup_sum(w);  // its barriers publish vkf_p too\n"
       << "                const float rescale = exp(m - new_m);\n"
       << "                l = l * rescale + block_sum;\n"
-      << "                if (tid < " << hd << "u) {\n"
-      << "                    o *= rescale;\n"
+      << "                o *= rescale;\n"
+      << "                if (element < " << hd << "u) {\n"
       << "                    const uint count = min(gl_WorkGroupSize.x, last - start);\n"
-      << "                    for (uint j = 0u; j < count; ++j) o += vkf_p[j] * ";
-    read(x.c, [&] { t << "(start + j) * " << width << "u + kv_base + tid"; });
+      << "                    for (uint j = chunk; j < count; j += chunks) o += vkf_p[j] * ";
+    read(x.c, [&] { t << "(start + j) * " << width << "u + kv_base + element"; });
     t << ";\n"
       << "                }\n"
       << "                m = new_m;\n"
       << "                barrier();  // vkf_p is refilled by the next block\n"
+      << "            }\n"
+      << "            vkf_scratch[tid] = o;  // the chunks' sums, added by the first span invocations\n"
+      << "            barrier();\n"
+      << "            if (tid < " << hd << "u) {\n"
+      << "                o = 0.0;\n"
+      << "                for (uint c = 0u; c < chunks; ++c) o += vkf_scratch[c * span + tid];\n"
       << "            }\n";
     if (!split) {
         t << "            ";
