@@ -126,6 +126,25 @@ TEST_CASE("a decoder layer with bf16 weights and f16 caches agrees with Eigen un
     CHECK(vkfuse_test::distance(b, c) < 1e-5);
 }
 
+TEST_CASE("a decoder layer with q8_0 and q4_0 weights agrees with Eigen under every strategy") {
+    // matvecs over whole blocks, with RoPE's paired rows, a prologue (the norms) and epilogues (residuals, SwiGLU)
+    auto check_layer = [&]<class Weights>(Weights) {
+        using layer = examples::decoder_layer::decoder<96, 6, 2, 16, 160, 24, 10000.0f, 1e-5f, Weights, f32>;
+        verify_options o;
+        o.low = -0.1f;
+        o.high = 0.1f;
+        for (const char* name : {"x", "k_cache", "v_cache"}) o.ranges[name] = {-1.0f, 1.0f};
+        for (const char* name : {"attn_norm", "ffn_norm"}) o.ranges[name] = {0.5f, 1.5f};
+        const auto a = vkfuse_test::check_steps<strategy::per_op>(layer::program, o, {0, 1, 7, 23});
+        const auto b = vkfuse_test::check_steps<strategy::fused>(layer::program, o, {0, 1, 7, 23});
+        const auto c = vkfuse_test::check_steps<strategy::single_dispatch>(layer::program, o, {0, 1, 7, 23});
+        CHECK(vkfuse_test::distance(a, b) < 1e-5);
+        CHECK(vkfuse_test::distance(b, c) < 1e-5);
+    };
+    check_layer(q8_0{});
+    check_layer(q4_0{});
+}
+
 TEST_CASE("uploads convert, downloads decode, and upload_encoded takes a checkpoint's bytes as they are") {
     constexpr input<"x", 64> x;
     constexpr weight_of<"w", bf16, 3, 64> w;
