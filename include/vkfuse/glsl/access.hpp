@@ -46,13 +46,12 @@ constexpr void buffer_name(T& t, const plan::program_plan<Cap>& p, int b, int pi
 // and the carried state is one buffer of L + 1 rows, layer i reading row i and writing row i + 1 (the stack's output,
 // read by later steps, is row L). The other strategies bind each layer's buffers to that layer's dispatches, so their
 // shaders never see layers and this writes nothing.
-// `unit`: elements per index step (4 for vec4s, 32 for a block format's blocks).
 template <class T, std::size_t Cap>
-constexpr void layer_offset_in(T& t, const kernel_view<Cap>& kv, int b, std::uint64_t unit) {
+constexpr void layer_offset(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
     const plan::program_plan<Cap>& p = kv.p;
     const plan::buffer_slot& s = p.buffers[b];
     if (p.how != strategy::single_dispatch || !s.per_layer()) return;
-    const std::uint64_t stride = s.layer_stride() / unit;
+    const std::uint64_t stride = v4 ? s.layer_stride() / 4 : s.layer_stride();
     const bool inside = kv.index >= p.stack_first && kv.index < p.stack_last;
     using carry = plan::buffer_slot::carry_kind;
     if (!inside) {  // a step before the stack writes its input (row 0), a step after reads its output (row L)
@@ -60,10 +59,6 @@ constexpr void layer_offset_in(T& t, const kernel_view<Cap>& kv, int b, std::uin
         return;
     }
     t << (s.carry == carry::out ? "(vkf_layer + 1u) * " : "vkf_layer * ") << stride << "u + ";
-}
-template <class T, std::size_t Cap>
-constexpr void layer_offset(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
-    layer_offset_in(t, kv, b, v4 ? 4 : 1);
 }
 
 // Opens an element access of buffer b — `name[` or `name_v4[` — or, packed, `vkf_arena[<offset>u + `, or, for a
@@ -124,19 +119,6 @@ constexpr void load(T& t, const kernel_view<Cap>& kv, int b, bool v4, Index inde
     open_access(t, kv, b, v4);
     index();
     t << ']';
-}
-
-// A call of one of a block-format buffer's functions (glsl/storage.hpp): `_quads` (index in vec4s, unit 4) or
-// `_scale` (index in blocks, unit 32), at `index`.
-template <class T, std::size_t Cap, class Index>
-constexpr void block_call(T& t, const kernel_view<Cap>& kv, int b, std::string_view suffix, std::uint64_t unit,
-                          Index index) {
-    t << "vkf_";
-    buffer_name(t, kv.p, b);
-    t << suffix << '(';
-    layer_offset_in(t, kv, b, unit);
-    index();
-    t << ')';
 }
 
 template <class T, std::size_t Cap, class Index>

@@ -143,19 +143,6 @@ constexpr void function_name(T& t, const plan::program_plan<Cap>& p, int b, std:
     t << suffix;
 }
 
-// A block format's vec4 reader, from its unscaled quads and its block's scale: `name(suffix)` prints a function name.
-// (A matvec over whole blocks calls _quads and _scale itself, once per block for the scale.)
-template <class T, class Name>
-constexpr void emit_scaled_quads(T& t, Name name) {
-    t << "vec4 ";
-    name("_4");
-    t << "(uint q) { return ";
-    name("_quads");
-    t << "(q) * ";
-    name("_scale");
-    t << "(q >> 3u); }\n";
-}
-
 // The word way: elements of 16-bit floats and blocks taken out of uint words (of piece `piece`, where split).
 template <class T, std::size_t Cap>
 constexpr void emit_word_loaders(T& t, const plan::program_plan<Cap>& p, const plan::binding& bd, bool packed,
@@ -241,11 +228,13 @@ constexpr void emit_word_loaders(T& t, const plan::program_plan<Cap>& p, const p
         name("_scale");
         t << "(e >> 5u);\n}\n";
         t << "vec4 ";
-        name("_quads");
-        t << "(uint q) {  // 8 quads per block, not yet scaled\n    const uint v = ";
+        name("_4");
+        t << "(uint q) {  // 8 quads per block\n    const uint v = ";
         name("_bytes4");
         t << "(34u * (q >> 3u) + 2u + ((q & 7u) << 2));\n"
-             "    return vec4(int(v << 24) >> 24, int(v << 16) >> 24, int(v << 8) >> 24, int(v) >> 24);\n}\n";
+             "    return vec4(int(v << 24) >> 24, int(v << 16) >> 24, int(v << 8) >> 24, int(v) >> 24) * ";
+        name("_scale");
+        t << "(q >> 3u);\n}\n";
     } else {
         t << "float ";
         name("");
@@ -256,14 +245,15 @@ constexpr void emit_word_loaders(T& t, const plan::program_plan<Cap>& p, const p
         name("_scale");
         t << "(e >> 5u);\n}\n";
         t << "vec4 ";
-        name("_quads");
-        t << "(uint q) {  // values 4(q % 8) .. +3 of block q / 8, not yet scaled: low nibbles of 4 bytes, or high ones\n"
+        name("_4");
+        t << "(uint q) {  // values 4(q % 8) .. +3 of block q / 8: low nibbles of 4 bytes, or their high ones\n"
              "    const uint p = (q & 7u) << 2;\n    const uint v = (";
         name("_bytes4");
         t << "(18u * (q >> 3u) + 2u + (p & 15u)) >> (p & 16u) / 4u) & 0x0f0f0f0fu;\n"
-             "    return vec4(v & 0xffu, (v >> 8) & 0xffu, (v >> 16) & 0xffu, v >> 24) - 8.0;\n}\n";
+             "    return (vec4(v & 0xffu, (v >> 8) & 0xffu, (v >> 16) & 0xffu, v >> 24) - 8.0) * ";
+        name("_scale");
+        t << "(q >> 3u);\n}\n";
     }
-    emit_scaled_quads(t, [&](std::string_view suffix) { name(suffix); });
 }
 
 // The native way: the device converts 16-bit floats and 8-bit integers.
@@ -309,24 +299,9 @@ constexpr void emit_native_loaders(T& t, const plan::program_plan<Cap>& p, const
         t << "[e >> 5u].qs[e & 31u])) * float(";
         buffer();
         t << "[e >> 5u].d); }\n";
-    } else {  // q4_0
-        t << "float ";
-        name("");
-        t << "(uint e) {\n    const uint p = e & 31u;\n    return (float((uint(";
-        buffer();
-        t << "[e >> 5u].qs[p & 15u]) >> (p & 16u) / 4u) & 15u) - 8.0) * float(";
-        buffer();
-        t << "[e >> 5u].d);\n}\n";
-    }
-    t << "float ";
-    name("_scale");
-    t << "(uint block) { return float(";
-    buffer();
-    t << "[block].d); }\n";
-    t << "vec4 ";
-    name("_quads");
-    if (d == dtype_code::q8_0) {
-        t << "(uint q) {  // not yet scaled\n    const uint block = q >> 3u, k = (q & 7u) << 2;\n    return vec4(int(";
+        t << "vec4 ";
+        name("_4");
+        t << "(uint q) {\n    const uint block = q >> 3u, k = (q & 7u) << 2;\n    return vec4(int(";
         for (int j = 0; j < 4; ++j) {
             if (j) t << "), int(";
             buffer();
@@ -334,22 +309,34 @@ constexpr void emit_native_loaders(T& t, const plan::program_plan<Cap>& p, const
             if (j) t << j << 'u';
             t << ']';
         }
-        t << "));\n}\n";
-    } else {
-        t << "(uint q) {  // not yet scaled\n"
-             "    const uint block = q >> 3u, p = (q & 7u) << 2, k = p & 15u, shift = (p & 16u) / 4u;\n"
-             "    const uvec4 n = (uvec4(";
-        for (int j = 0; j < 4; ++j) {
-            if (j) t << ", ";
-            t << "uint(";
-            buffer();
-            t << "[block].qs[k" << (j ? " + " : "");
-            if (j) t << j << 'u';
-            t << "])";
-        }
-        t << ") >> shift) & 15u;\n    return vec4(n) - 8.0;\n}\n";
+        t << ")) * float(";
+        buffer();
+        t << "[block].d);\n}\n";
+        return;
     }
-    emit_scaled_quads(t, [&](std::string_view suffix) { name(suffix); });
+    // q4_0
+    t << "float ";
+    name("");
+    t << "(uint e) {\n    const uint p = e & 31u;\n    return (float((uint(";
+    buffer();
+    t << "[e >> 5u].qs[p & 15u]) >> (p & 16u) / 4u) & 15u) - 8.0) * float(";
+    buffer();
+    t << "[e >> 5u].d);\n}\n";
+    t << "vec4 ";
+    name("_4");
+    t << "(uint q) {\n    const uint block = q >> 3u, p = (q & 7u) << 2, k = p & 15u, shift = (p & 16u) / 4u;\n"
+         "    const uvec4 n = (uvec4(";
+    for (int j = 0; j < 4; ++j) {
+        if (j) t << ", ";
+        t << "uint(";
+        buffer();
+        t << "[block].qs[k" << (j ? " + " : "");
+        if (j) t << j << 'u';
+        t << "])";
+    }
+    t << ") >> shift) & 15u;\n    return (vec4(n) - 8.0) * float(";
+    buffer();
+    t << "[block].d);\n}\n";
 }
 
 } // namespace detail
@@ -373,15 +360,14 @@ constexpr void emit_f16_rounding(T& t) {
 
 namespace detail {
 
-// The functions that read a split weight: piece k holds elements from k * piece_elements on, so the index picks the
-// piece and is made relative to it. `suffix` "" reads elements, "_4" vec4s, and for the block formats "_quads"
-// unscaled vec4s and "_scale" a block's scale.
+// The functions that read a split weight: piece k holds elements from k * piece_elements on, so the element (or
+// vec4) index picks the piece and is made relative to it. `suffix` "" reads elements, "_4" vec4s.
 template <class T, std::size_t Cap>
 constexpr void emit_piece_picker(T& t, const plan::program_plan<Cap>& p, int b, std::string_view suffix) {
     const plan::buffer_slot& s = p.buffers[b];
-    const bool v4 = suffix == "_4" || suffix == "_quads", block = suffix == "_scale";
-    const std::uint64_t per_piece = s.piece_elements / (v4 ? 4 : block ? 32 : 1);
-    const std::string_view i = v4 ? "q" : block ? "block" : "e";
+    const bool v4 = suffix == "_4";
+    const std::uint64_t per_piece = v4 ? s.piece_elements / 4 : s.piece_elements;
+    const std::string_view i = v4 ? "q" : "e";
     t << (v4 ? "vec4 " : "float ");
     function_name(t, p, b, suffix, -1);
     t << "(uint " << i << ") {\n";
@@ -437,10 +423,6 @@ constexpr void emit_loaders(T& t, const plan::program_plan<Cap>& p, const plan::
         if (split) {
             detail::emit_piece_picker(t, p, bd.buffer, "");
             if (bd.vec4 || is_block_format(s.dtype)) detail::emit_piece_picker(t, p, bd.buffer, "_4");
-            if (is_block_format(s.dtype)) {
-                detail::emit_piece_picker(t, p, bd.buffer, "_quads");
-                detail::emit_piece_picker(t, p, bd.buffer, "_scale");
-            }
         }
         t << '\n';
     }

@@ -114,11 +114,9 @@ constexpr void describe_work(const program_plan<Cap>& p, kernel_record& k) {
         for (int n = 0; n < sc.size(); ++n) {
             if (!sc.computes_matvec(n)) continue;
             const std::uint64_t cols = p.g[p.g[n].b].rows;
-            // a block-format matrix is read a block of 32 weights per step (glsl/kernels/matvec.hpp), about 4 per line
-            const bool blocks = vectorized(cols) && is_block_format(p.buffers[p.buffer_of_node[p.g[n].a]].dtype);
-            const std::uint64_t steps = blocks ? cols / 32 : vectorized(cols) ? cols / 4 : cols;
+            const std::uint64_t steps = vectorized(cols) ? cols / 4 : cols;
             if (steps > k.lanes.longest) k.lanes.longest = static_cast<std::uint32_t>(steps);
-            const std::uint32_t line = blocks ? 4u : vectorized(cols) ? 8u : 32u;
+            const std::uint32_t line = vectorized(cols) ? 8u : 32u;
             if (line > k.lanes.line) k.lanes.line = line;
         }
     }

@@ -64,68 +64,31 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
             const std::uint64_t steps = v4 ? cols / 4 : cols;
             bool need[Cap] = {};
             kv.loop_nodes(seg.root, cols, need);
-            // The products of this input length, and whether every one's matrix is stored in blocks.
-            bool group[Cap] = {};
-            bool blocks = v4;
-            for (int n = m; n < kv.size(); ++n) {
-                if (!products[n] || kv[kv[n].b].rows != cols) continue;
-                group[n] = done[n] = true;
-                blocks = blocks && is_block_format(p.buffers[p.buffer_of_node[kv[n].a]].dtype);
-            }
-            site st;
-            st.width = v4 ? 4 : 1;
-            st.index = "j";
-            // each (product, row of a pair): its accumulator's name suffix and its row variable
-            auto each = [&](auto f) {
+            // One step: the prologue at index j, then every product of this input length at j.
+            auto step = [&](int indent) {
+                site st;
+                st.width = v4 ? 4 : 1;
+                st.index = "j";
+                emit_block(t, kv, need, indent, st, false);
                 for (int n = m; n < kv.size(); ++n) {
-                    if (!group[n]) continue;
-                    for (int v = 0; v < (paired ? 2 : 1); ++v)
-                        f(n, std::string_view(paired ? (v == 0 ? "_0" : "_1") : ""),
-                          std::string_view(paired ? (v == 0 ? "i0" : "i1") : "i"));
+                    if (!products[n] || kv[kv[n].b].rows != cols) continue;
+                    done[n] = true;
+                    for (int v = 0; v < (paired ? 2 : 1); ++v) {
+                        t.repeat("    ", indent) << 'a' << r << '_' << n << (paired ? (v == 0 ? "_0" : "_1") : "")
+                                                 << " += ";
+                        if (v4) t << "dot(";
+                        load_node(t, kv, kv[n].a, v4, [&] {
+                            t << (paired ? (v == 0 ? "i0" : "i1") : "i") << " * " << steps << "u + j";
+                        });
+                        t << (v4 ? ", " : " * ");
+                        ref(t, kv, kv[n].b, st);
+                        t << (v4 ? ");\n" : ";\n");
+                    }
                 }
             };
-            if (blocks) {
-                // A block of 32 weights per step: its 8 quads, unscaled, times the input, summed; then the block's
-                // scale once. Decoding a block format is arithmetic-bound, and this halves the work per weight.
-                const std::uint64_t block_count = cols / 32;
-                t << "                for (uint jb = lane; jb < " << block_count
-                  << "u; jb += lanes) {  // jb counts blocks of 32 weights\n";
-                each([&](int n, std::string_view suffix, std::string_view) {
-                    t << "                    vec4 q" << r << '_' << n << suffix << " = vec4(0.0);\n";
-                });
-                t << "                    for (uint k = 0u; k < 8u; ++k) {\n"
-                  << "                        const uint j = jb * 8u + k;  // j counts vec4s\n";
-                emit_block(t, kv, need, 6, st, false);
-                each([&](int n, std::string_view suffix, std::string_view row) {
-                    t << "                        q" << r << '_' << n << suffix << " += ";
-                    block_call(t, kv, p.buffer_of_node[kv[n].a], "_quads", 4,
-                               [&] { t << row << " * " << steps << "u + j"; });
-                    t << " * ";
-                    ref(t, kv, kv[n].b, st);
-                    t << ";\n";
-                });
-                t << "                    }\n";
-                each([&](int n, std::string_view suffix, std::string_view row) {
-                    t << "                    a" << r << '_' << n << suffix << " += ";
-                    block_call(t, kv, p.buffer_of_node[kv[n].a], "_scale", 32,
-                               [&] { t << row << " * " << block_count << "u + jb"; });
-                    t << " * dot(q" << r << '_' << n << suffix << ", vec4(1.0));\n";
-                });
-                t << "                }\n";
-                continue;
-            }
-            // One step: the prologue at index j, then every product of this input length at j.
             t << "                for (uint j = lane; j < " << steps << "u; j += lanes) {"
               << (v4 ? "  // j counts vec4s\n" : "\n");
-            emit_block(t, kv, need, 5, st, false);
-            each([&](int n, std::string_view suffix, std::string_view row) {
-                t << "                    a" << r << '_' << n << suffix << " += ";
-                if (v4) t << "dot(";
-                load_node(t, kv, kv[n].a, v4, [&] { t << row << " * " << steps << "u + j"; });
-                t << (v4 ? ", " : " * ");
-                ref(t, kv, kv[n].b, st);
-                t << (v4 ? ");\n" : ";\n");
-            });
+            step(5);
             t << "                }\n";
         }
         t << "            }\n";
