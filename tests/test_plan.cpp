@@ -146,9 +146,9 @@ TEST_CASE("the plan's records: segments, bindings, lanes, workgroups") {
     static_assert(k1.matrix_bytes == 4ull * (896 + 128 + 128) * 896);
     // the FFN's gate and up projections stream 2 x 4864 x 896 floats
     static_assert(p.kernels[3].matrix_bytes == 2ull * 4 * 4864 * 896);
-    // attention: one workgroup per head
+    // attention: up to 4 workgroups per head (split attention: one per 64 of the cache's 256 rows)
     static_assert(p.kernels[1].kind == plan::kernel_kind::attention && p.kernels[1].heads == 14);
-    static_assert(plan::workgroups(p.kernels[1], 256, 32) == 14);
+    static_assert(p.kernels[1].splits == 4 && plan::workgroups(p.kernels[1], 256, 32) == 14 * 4);
     // a matvec's rows: 256 / 32 rows per workgroup of 256 with 32 lanes
     static_assert(plan::workgroups(p.kernels[2], 256, 32) == 896 / 8);
     static_assert(plan::choose_lanes(p.kernels[2], strategy::fused, {256, 32, 1u << 17, false}) == 256);
@@ -164,6 +164,7 @@ TEST_CASE("the plan's records: segments, bindings, lanes, workgroups") {
     const std::string text = prog.describe();
     CHECK(text.find("kernel 1: matvec computing q[896], append to k_cache[128], append to v_cache[128]") !=
           std::string::npos);
-    CHECK(text.find("kernel 2: attention computing attn[896]; 14 heads, a workgroup each") != std::string::npos);
+    CHECK(text.find("kernel 2: attention computing attn[896]; 14 heads, up to 4 workgroups each (split by positions)") !=
+          std::string::npos);
     CHECK(text.find("streams 34.87 MB of weights") != std::string::npos);  // kernel 4: W_gate and W_up
 }
