@@ -8,13 +8,12 @@
 #include "support.hpp"
 
 #include "model_reference.hpp"
+#include "temp_dir.hpp"
 
 #include <vkfuse/model/generator.hpp>
 #include <vkfuse/model/synthetic.hpp>
 
 #include <nlohmann/json.hpp>
-
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
@@ -39,15 +38,6 @@ constexpr model::sizes tiny_llama{.layers = 3, .hidden = 40, .heads = 4, .kv_hea
 
 const fs::path fixtures = fs::path(__FILE__).parent_path() / "fixtures";
 
-// A folder of this test process's own, removed at the end.
-struct scratch_folder {
-    fs::path path = fs::temp_directory_path() / ("vkfuse_generator_" + std::to_string(::getpid()));
-    scratch_folder() { fs::create_directories(path); }
-    ~scratch_folder() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
 double worst_difference(const std::vector<float>& device, const std::vector<double>& expected) {
     double worst = 0;
@@ -167,7 +157,7 @@ TEST_CASE("generator: transformers' logits and greedy tokens, from its own check
 }
 
 TEST_CASE("generator: bf16 checkpoints at awkward sizes against plain loops and Eigen, under every strategy") {
-    scratch_folder scratch;
+    vkfuse_test::temp_dir scratch{"generator"};
     const std::vector<std::uint32_t> prompt = {1, 17, 130, 42, 99};
     for (const std::string_view shape : {"tiny-qwen2", "tiny-llama"}) {
         const fs::path folder = scratch.path / shape;

@@ -3,6 +3,8 @@
 // extra and misshapen tensors, the synthetic checkpoints of tools/make_checkpoint read back, and the reference forward
 // pass of tests/model_reference.hpp against a second, more naive one, against properties that can be checked by
 // hand, and (once tests/fixtures/ holds them) against transformers' own logits. No Vulkan device is involved.
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 
 #include "model_reference.hpp"
@@ -14,10 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <complex>
 #include <cstddef>
@@ -40,23 +40,7 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-// A fresh folder per use, removed afterwards; ctest runs test cases as parallel processes, hence the pid.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static std::atomic<int> counter{0};
-        path = fs::temp_directory_path() /
-               ("vkfuse_models_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
+using vkfuse_test::temp_dir;
 
 constexpr std::string_view config_name = "models/test/config.json";
 
@@ -521,7 +505,7 @@ TEST_CASE("model config: every defect is a checkpoint_error naming the file and 
     CHECK(contains(twice, "twice"));
 
     // The file.
-    temp_dir dir;
+    temp_dir dir{"models"};
     try {
         (void)model::read_config(dir.path);
         FAIL("no error for a folder without config.json");
@@ -746,7 +730,7 @@ TEST_CASE("model tensors: names and shapes") {
 }
 
 TEST_CASE("model tensors: what check_tensors accepts and what it names") {
-    temp_dir dir;
+    temp_dir dir{"models"};
     const model::config llama = parse(synthetic::shape_config("tiny-llama"));
     const model::config qwen = parse(synthetic::shape_config("tiny-qwen2"));
     int case_number = 0;
@@ -860,7 +844,7 @@ TEST_CASE("model tensors: what check_tensors accepts and what it names") {
 
 TEST_CASE("model synthetic checkpoints: the tiny shapes read back, single and sharded, in each dtype") {
     using vkfuse::formats::weight_format;
-    temp_dir dir;
+    temp_dir dir{"models"};
     for (const std::string_view shape : {"tiny-qwen2", "tiny-llama"})
         for (const weight_format dtype : {weight_format::f32, weight_format::f16, weight_format::bf16})
             for (const std::uint64_t shard_bytes : {std::uint64_t{0}, std::uint64_t{20000}}) {
@@ -1060,7 +1044,7 @@ const std::vector<std::uint32_t> prompt = {1, 17, 42, 99, 3, 128, 64, 17, 5};
 } // namespace
 
 TEST_CASE("model reference: agrees with a naive whole-sequence forward pass") {
-    temp_dir dir;
+    temp_dir dir{"models"};
     struct variant {
         const char* shape;
         std::size_t layers;
@@ -1083,7 +1067,7 @@ TEST_CASE("model reference: agrees with a naive whole-sequence forward pass") {
 }
 
 TEST_CASE("model reference: properties that can be checked by hand") {
-    temp_dir dir;
+    temp_dir dir{"models"};
     const tiny_model m = make_tiny(dir.path / "llama", "tiny-llama", 0, true);
 
     SUBCASE("with o_proj (and its bias) zero, attention adds nothing: the MLP-only path, by hand") {

@@ -2,15 +2,15 @@
 // writer read back exactly, every defect the reader checks for caught by name, sharded indexes good and bad, and
 // thousands of seeded mutations of valid files, each of which must either open with every invariant holding or fail
 // with a checkpoint_error. No Vulkan device is involved.
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 
 #include <vkfuse/checkpoint/safetensors.hpp>
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <bit>
 #include <cctype>
 #include <chrono>
@@ -36,23 +36,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh folder per use, removed afterwards; ctest runs test cases as parallel processes, hence the pid.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static std::atomic<int> counter{0};
-        path = fs::temp_directory_path() /
-               ("vkfuse_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
+using vkfuse_test::temp_dir;
 
 template <class T>
 std::span<const std::byte> bytes_of(const std::vector<T>& v) {
@@ -225,7 +209,7 @@ TEST_CASE("safetensors: conversion refuses other dtypes and wrongly sized output
 // Round trip
 
 TEST_CASE("safetensors: a written file reads back exactly, in header order, with its metadata") {
-    temp_dir dir;
+    temp_dir dir{"safetensors"};
     const std::vector<float> scalar{3.25f};
     const std::vector<float> vector_f32{-0.0f, std::numeric_limits<float>::infinity(), 1e-40f /* subnormal */,
                                         -123.5f, std::numeric_limits<float>::quiet_NaN()};
@@ -444,7 +428,7 @@ std::vector<defect> defects() {
 } // namespace
 
 TEST_CASE("safetensors: every defect is a checkpoint_error naming the file and the tensor") {
-    temp_dir dir;
+    temp_dir dir{"safetensors"};
     int number = 0;
     for (const defect& d : defects()) {
         INFO("defect: " << d.what);
@@ -490,7 +474,7 @@ TEST_CASE("safetensors: what is valid stays valid: empty tensors, huge extents b
 }
 
 TEST_CASE("safetensors: paths that are not safetensors files") {
-    temp_dir dir;
+    temp_dir dir{"safetensors"};
     const std::string missing = checkpoint_error_of([&] { st::file f(dir.path / "absent.safetensors"); });
     CHECK(contains(missing, "absent.safetensors"));
     CHECK(contains(missing, "cannot open"));
@@ -509,7 +493,7 @@ TEST_CASE("safetensors: paths that are not safetensors files") {
 namespace {
 
 struct shard_fixture {
-    temp_dir dir;
+    temp_dir dir{"safetensors"};
     std::vector<float> a{1, 2}, b{3}, c{4, 5, 6};
     std::string shard1 = "model-00001-of-00002.safetensors", shard2 = "model-00002-of-00002.safetensors";
 
@@ -557,7 +541,7 @@ TEST_CASE("safetensors: a sharded checkpoint opens from its folder or its index,
     // A single file is a checkpoint of one shard, named directly or as the only file of its folder.
     const st::checkpoint single(fx.dir.path / fx.shard2);
     CHECK(single.tensors().size() == 1);
-    temp_dir lone;
+    temp_dir lone{"safetensors"};
     fs::copy_file(fx.dir.path / fx.shard2, lone.path / "weights.safetensors");
     CHECK(st::checkpoint(lone.path).at("c").element_count == 3);
 }
@@ -626,7 +610,7 @@ TEST_CASE("safetensors: defects of a sharded checkpoint name the index, the shar
         CHECK(contains(m, "the last 4 bytes"));
     }
     SUBCASE("folders without a checkpoint, or with several") {
-        temp_dir empty;
+        temp_dir empty{"safetensors"};
         CHECK(contains(checkpoint_error_of([&] { st::checkpoint ck(empty.path); }), "no .safetensors file"));
         CHECK(contains(checkpoint_error_of([&] { st::checkpoint ck(empty.path / "nothing"); }), "does not exist"));
         // Two shards and no index: which one is meant is not guessed.

@@ -46,6 +46,23 @@ void check_matvec_storage() {
     check_all_ways(y = silu(w * rmsnorm<1e-5f>(x, g) + bias));
 }
 
+// A decoder layer (D 96, 6 query heads over 2 KV heads of 16, FFN 160: multiples of 32, so the block formats hold
+// it) with its matrices stored as Weights and its caches as Cache, at several positions under every strategy.
+template <class Weights, class Cache>
+void check_layer_storage() {
+    using layer = examples::decoder_layer::decoder<96, 6, 2, 16, 160, 24, 10000.0f, 1e-5f, Weights, Cache>;
+    verify_options o;
+    o.low = -0.1f;
+    o.high = 0.1f;
+    for (const char* name : {"x", "k_cache", "v_cache"}) o.ranges[name] = {-1.0f, 1.0f};
+    for (const char* name : {"attn_norm", "ffn_norm"}) o.ranges[name] = {0.5f, 1.5f};
+    const auto a = vkfuse_test::check_steps<strategy::per_op>(layer::program, o, {0, 1, 7, 23});
+    const auto b = vkfuse_test::check_steps<strategy::fused>(layer::program, o, {0, 1, 7, 23});
+    const auto c = vkfuse_test::check_steps<strategy::single_dispatch>(layer::program, o, {0, 1, 7, 23});
+    CHECK(vkfuse_test::distance(a, b) < 1e-5);
+    CHECK(vkfuse_test::distance(b, c) < 1e-5);
+}
+
 } // namespace
 
 TEST_CASE("f16 and bf16 weights: vectorised rows, rows not a multiple of 4, vectors in prologue and epilogue") {
@@ -112,37 +129,13 @@ TEST_CASE("an f16 KV cache: appends round to nearest even, attention reads the r
 }
 
 TEST_CASE("a decoder layer with bf16 weights and f16 caches agrees with Eigen under every strategy") {
-    // D 96, 6 query heads over 2 KV heads of 16, FFN 160 (a multiple of 32 so q4_0 could hold it too)
-    using layer = examples::decoder_layer::decoder<96, 6, 2, 16, 160, 24, 10000.0f, 1e-5f, bf16, f16>;
-    verify_options o;
-    o.low = -0.1f;
-    o.high = 0.1f;
-    for (const char* name : {"x", "k_cache", "v_cache"}) o.ranges[name] = {-1.0f, 1.0f};
-    for (const char* name : {"attn_norm", "ffn_norm"}) o.ranges[name] = {0.5f, 1.5f};
-    const auto a = vkfuse_test::check_steps<strategy::per_op>(layer::program, o, {0, 1, 7, 23});
-    const auto b = vkfuse_test::check_steps<strategy::fused>(layer::program, o, {0, 1, 7, 23});
-    const auto c = vkfuse_test::check_steps<strategy::single_dispatch>(layer::program, o, {0, 1, 7, 23});
-    CHECK(vkfuse_test::distance(a, b) < 1e-5);
-    CHECK(vkfuse_test::distance(b, c) < 1e-5);
+    check_layer_storage<bf16, f16>();
 }
 
 TEST_CASE("a decoder layer with q8_0 and q4_0 weights agrees with Eigen under every strategy") {
-    // matvecs over whole blocks, with RoPE's paired rows, a prologue (the norms) and epilogues (residuals, SwiGLU)
-    auto check_layer = [&]<class Weights>(Weights) {
-        using layer = examples::decoder_layer::decoder<96, 6, 2, 16, 160, 24, 10000.0f, 1e-5f, Weights, f32>;
-        verify_options o;
-        o.low = -0.1f;
-        o.high = 0.1f;
-        for (const char* name : {"x", "k_cache", "v_cache"}) o.ranges[name] = {-1.0f, 1.0f};
-        for (const char* name : {"attn_norm", "ffn_norm"}) o.ranges[name] = {0.5f, 1.5f};
-        const auto a = vkfuse_test::check_steps<strategy::per_op>(layer::program, o, {0, 1, 7, 23});
-        const auto b = vkfuse_test::check_steps<strategy::fused>(layer::program, o, {0, 1, 7, 23});
-        const auto c = vkfuse_test::check_steps<strategy::single_dispatch>(layer::program, o, {0, 1, 7, 23});
-        CHECK(vkfuse_test::distance(a, b) < 1e-5);
-        CHECK(vkfuse_test::distance(b, c) < 1e-5);
-    };
-    check_layer(q8_0{});
-    check_layer(q4_0{});
+    // block formats under RoPE's paired rows, a prologue (the norms) and epilogues (residuals, SwiGLU)
+    check_layer_storage<q8_0, f32>();
+    check_layer_storage<q4_0, f32>();
 }
 
 TEST_CASE("uploads convert, downloads decode, and upload_encoded takes a checkpoint's bytes as they are") {
