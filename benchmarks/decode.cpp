@@ -2,7 +2,8 @@
 // models (random weights) under every strategy and weight format, at several context lengths, as a fraction of the
 // memory-bandwidth floor measured in the same run (benchmarks/decode.hpp says how).
 //
-//     decode [--shapes qwen,llama] [--formats f32,f16,bf16,q8_0,q4_0] [--strategies fused,per_op,single_dispatch]
+//     decode [--shapes qwen,llama] [--formats f32,f16,bf16,q8_0,q4_0]
+//            [--strategies fused,per_op,single_dispatch,persistent] [--persistent-workgroups 0,264,528]
 //            [--contexts 1,256,1024] [--runs 100] [--json FILE|DIR] [--commit SHA]
 //
 // Per variant and context: GPU time of one run of the model (timestamps) and its wall time (submit to fence), and
@@ -59,7 +60,11 @@ int main(int argc, char** argv) try {
     cli.flags()
         .add_option("--strategies", s.strategies, "strategies")
         ->delimiter(',')
-        ->check(CLI::IsMember({"fused", "per_op", "single_dispatch"}));
+        ->check(CLI::IsMember({"fused", "per_op", "single_dispatch", "persistent"}));
+    cli.flags()
+        .add_option("--persistent-workgroups", s.persistent_workgroups,
+                    "persistent: workgroups launched, a variant each (0: the device's default)")
+        ->delimiter(',');
     cli.flags()
         .add_option("--contexts", s.contexts, "positions attended (1 to 1024)")
         ->delimiter(',')
@@ -119,8 +124,13 @@ int main(int argc, char** argv) try {
     }
     report.json()["copy"] = {{"bytes", copy.bytes}, {"gpu_us", copy_us}, {"gb_per_s", copy_gb_s},
                              {"verified", copy.verified}};
-    report.json()["settings"] = {{"shapes", shapes},       {"formats", formats},   {"strategies", s.strategies},
-                                 {"contexts", s.contexts}, {"runs", s.runs},       {"tolerance", s.tolerance}};
+    report.json()["settings"] = {{"shapes", shapes},
+                                 {"formats", formats},
+                                 {"strategies", s.strategies},
+                                 {"persistent_workgroups", s.persistent_workgroups},
+                                 {"contexts", s.contexts},
+                                 {"runs", s.runs},
+                                 {"tolerance", s.tolerance}};
     report.json()["results"] = results;
     report.write();
     return all_ok ? 0 : 1;

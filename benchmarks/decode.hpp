@@ -19,7 +19,9 @@ namespace benchmarks::decode {
 struct settings {
     int runs = 100;                                   // timed runs per (variant, context)
     std::vector<std::uint32_t> contexts{1, 256, 1024};  // positions attended: the token at position context - 1
-    std::vector<std::string> strategies{"fused", "per_op", "single_dispatch"};
+    std::vector<std::string> strategies{"fused", "per_op", "single_dispatch", "persistent"};
+    // persistent: the workgroups launched, one variant each ("persistent-<n>"; 0: the device's default, "persistent")
+    std::vector<std::uint32_t> persistent_workgroups{0};
     double max_seconds = 5;                           // a variant's timed runs at one context stop after this
     double tolerance = 1e-5;                          // relative L2 of the logits against Eigen (f32 arithmetic)
 };

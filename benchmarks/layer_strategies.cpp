@@ -87,8 +87,9 @@ result measure(vkfuse::context& ctx, int positions, int runs) {
 
 int main(int argc, char** argv) try {
     harness::command_line cli("layer_strategies",
-                              "The Qwen2.5-0.5B decoder layer (examples/decoder_layer.hpp) as per_op, fused and "
-                              "single_dispatch: each verified against Eigen over several positions, then timed.",
+                              "The Qwen2.5-0.5B decoder layer (examples/decoder_layer.hpp) as per_op, fused, "
+                              "single_dispatch and persistent: each verified against Eigen over several positions, "
+                              "then timed.",
                               200,
                               "timed runs per strategy (after 5, a strategy stops early once its runs add up to 20 s)");
     int positions = 8;
@@ -107,7 +108,8 @@ int main(int argc, char** argv) try {
                 ctx.device().summary().c_str(), positions);
     const std::vector<result> all = {measure<vkfuse::strategy::per_op>(ctx, positions, cli.runs()),
                                      measure<vkfuse::strategy::fused>(ctx, positions, cli.runs()),
-                                     measure<vkfuse::strategy::single_dispatch>(ctx, positions, cli.runs())};
+                                     measure<vkfuse::strategy::single_dispatch>(ctx, positions, cli.runs()),
+                                     measure<vkfuse::strategy::persistent>(ctx, positions, cli.runs())};
 
     std::printf("%-16s %10s %14s %14s %16s %16s %10s\n", "strategy", "dispatches", "GPU us/layer", "wall us/layer",
                 "decode GPU us", "decode wall us", "rel L2");

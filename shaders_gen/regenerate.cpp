@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
     const bool ok = write_program<examples::fused_ffn::layer_type>(folder, "fused_ffn") &&
                     write_program<examples::custom_layer::layer_type>(folder, "custom_layer") &&
                     write_program<decoder>(folder, "decoder_layer.fused") &&
-                    write_program<decoder, vkfuse::strategy::single_dispatch>(folder, "decoder_layer.single_dispatch");
+                    write_program<decoder, vkfuse::strategy::single_dispatch>(folder, "decoder_layer.single_dispatch") &&
+                    write_program<decoder, vkfuse::strategy::persistent>(folder, "decoder_layer.persistent");
     return ok ? 0 : 1;
 }

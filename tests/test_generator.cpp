@@ -167,6 +167,7 @@ TEST_CASE("generator: bf16 checkpoints at awkward sizes against plain loops and 
             check_against_references<model::decoder<tiny_qwen2>, strategy::fused>(folder, prompt, 7);
             check_against_references<model::decoder<tiny_qwen2>, strategy::per_op>(folder, prompt, 3);
             check_against_references<model::decoder<tiny_qwen2>, strategy::single_dispatch>(folder, prompt, 3);
+            check_against_references<model::decoder<tiny_qwen2>, strategy::persistent>(folder, prompt, 3);
         } else {
             check_against_references<model::decoder<tiny_llama>, strategy::fused>(folder, prompt, 7);
             check_against_references<model::decoder<tiny_llama>, strategy::single_dispatch>(folder, prompt, 3);

@@ -1,6 +1,6 @@
 // Property test: random compositions of elementwise ops, reductions, matvecs and the norm/softmax compositions,
 // generated at compile time from a seed, must compile to GLSL that glslang accepts and agree with Eigen under every
-// strategy (per_op, fused, single_dispatch), and the three strategies must agree with each other.
+// strategy (per_op, fused, single_dispatch, persistent), and the strategies must agree with each other.
 //
 // Expressions are empty types, so the generator is template metaprogramming: gen<Seed, Depth, N>() steps a
 // splitmix64 on Seed to pick a node kind and recurses with derived seeds. Every kind keeps values tame (inputs in
@@ -221,9 +221,10 @@ void check_random_program() {
             verify(vkfuse_test::context(), p, vkfuse::per_op, o, launch.options),
             verify(vkfuse_test::context(), p, vkfuse::fused, o, launch.options),
             verify(vkfuse_test::context(), p, vkfuse::single_dispatch, o, launch.options),
+            verify(vkfuse_test::context(), p, vkfuse::persistent, o, launch.options),
         };
-        const std::string names[] = {"per_op", "fused", "single_dispatch"};
-        for (int i = 0; i < 3; ++i) {
+        const std::string names[] = {"per_op", "fused", "single_dispatch", "persistent"};
+        for (int i = 0; i < 4; ++i) {
             INFO(names[i] << ": " << reports[i].summary());
             CHECK(reports[i].ok());
             CHECK(reports[i].device.size() == static_cast<std::size_t>(Case::outputs));
@@ -234,6 +235,7 @@ void check_random_program() {
             REQUIRE(fused_y.size() == Case::n);
             CHECK(rel_l2(reports[0].device.at(name), fused_y) <= 1e-5);
             CHECK(rel_l2(reports[2].device.at(name), fused_y) <= 1e-5);
+            CHECK(rel_l2(reports[3].device.at(name), fused_y) <= 1e-5);
         }
         vkfuse_test::check_validation_clean();
     }

@@ -82,6 +82,7 @@ TEST_CASE("split attention agrees with Eigen at every length where the shares ch
     check_lengths<f32, strategy::fused>(lengths);
     check_lengths<f32, strategy::per_op>({0u, 31u, 32u, 100u, 2047u});
     check_lengths<f32, strategy::single_dispatch>({0u, 100u, 2047u});
+    check_lengths<f32, strategy::persistent>({0u, 31u, 32u, 100u, 2047u});
 }
 
 TEST_CASE("split attention over f16 caches") {
@@ -96,7 +97,7 @@ using long_model = model::decoder<long_cache>;
 } // namespace
 
 TEST_CASE_TEMPLATE("split attention in a stack of layers agrees with Eigen", How, strategy_tag<strategy::fused>,
-                   strategy_tag<strategy::per_op>) {
+                   strategy_tag<strategy::per_op>, strategy_tag<strategy::persistent>) {
     program<long_model::program_type, How::value> prog(vkfuse_test::context());
     reference::bindings host = randomize(prog, {.seed = 11, .ranges = {{"lm_head", {-4.0f, 4.0f}}}});
     for (const std::uint32_t pos : {0u, 40u, 95u, 159u}) {

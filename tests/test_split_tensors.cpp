@@ -93,6 +93,7 @@ void check_head() {
     each_strategy(fused);
     each_strategy(per_op);
     each_strategy(single_dispatch);
+    each_strategy(persistent);
     check_validation_clean();
 }
 
@@ -128,12 +129,12 @@ TEST_CASE("the shader of a split weight: a binding per piece and a function that
 
 TEST_CASE_TEMPLATE("a decoder whose matrices are split, single_dispatch's across layers, agrees with Eigen", How,
                    strategy_tag<strategy::fused>, strategy_tag<strategy::per_op>,
-                   strategy_tag<strategy::single_dispatch>) {
+                   strategy_tag<strategy::single_dispatch>, strategy_tag<strategy::persistent>) {
     using m = split_test::tiny_model;
     constexpr auto& p = plan::plan_v<m::program_type, How::value>;
     CHECK(p.buffers[p.buffer_index("embed")].pieces == 2);
     CHECK(p.buffers[p.buffer_index("wk")].pieces == 1);
-    CHECK(p.buffers[p.buffer_index("w_gate")].pieces == (How::value == strategy::single_dispatch ? 2 : 1));
+    CHECK(p.buffers[p.buffer_index("w_gate")].pieces == (one_shader(How::value) ? 2 : 1));
     program<m::program_type, How::value> prog(vkfuse_test::context());
     reference::bindings host = randomize(prog, {.seed = 9, .ranges = {{"lm_head", {-4.0f, 4.0f}}}});
     for (const std::uint32_t pos : {0u, 1u, 2u, 3u}) {

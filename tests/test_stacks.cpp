@@ -91,6 +91,8 @@ TEST_CASE("a stack of 3 layers agrees with Eigen layer by layer, over several po
     vkfuse_test::check_steps<strategy::single_dispatch>(small_stack<3>, {}, {0, 1, 4});
     vkfuse_test::check_steps<strategy::fused>(small_stack<1>, {}, {0, 3});
     vkfuse_test::check_steps<strategy::single_dispatch>(small_stack<1>, {}, {0, 2});
+    vkfuse_test::check_steps<strategy::persistent>(small_stack<3>, {}, {0, 1, 2, 7});
+    vkfuse_test::check_steps<strategy::persistent>(small_stack<1>, {}, {0, 3});
 }
 
 TEST_CASE("a stack computes what the same layers written out one by one compute") {
@@ -163,7 +165,7 @@ TEST_CASE("a stack computes what the same layers written out one by one compute"
 
 TEST_CASE_TEMPLATE("steps: embedding, a stack of layers and the head in one run agree with Eigen", How,
                    strategy_tag<strategy::fused>, strategy_tag<strategy::per_op>,
-                   strategy_tag<strategy::single_dispatch>) {
+                   strategy_tag<strategy::single_dispatch>, strategy_tag<strategy::persistent>) {
     using model = tiny_model<4>;
     program<std::remove_cvref_t<decltype(model::program)>, How::value> prog(vkfuse_test::context());
     reference::bindings host = randomize(prog, {.seed = 3, .ranges = {{"lm_head", {-4.0f, 4.0f}}}});
@@ -200,7 +202,8 @@ TEST_CASE("per-layer uploads and downloads: one layer at a time, checked") {
 }
 
 TEST_CASE_TEMPLATE("the greedy loop on the device: the same tokens as a loop on the host, from one submission per phase",
-                   How, strategy_tag<strategy::fused>, strategy_tag<strategy::single_dispatch>) {
+                   How, strategy_tag<strategy::fused>, strategy_tag<strategy::single_dispatch>,
+                   strategy_tag<strategy::persistent>) {
     using model = tiny_model<3>;
     using P = program<std::remove_cvref_t<decltype(model::program)>, How::value>;
     P prog(vkfuse_test::context());

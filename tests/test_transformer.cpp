@@ -132,16 +132,19 @@ TEST_CASE("embedding lookup and argmax over a vocabulary") {
     check_steps<strategy::per_op>(head, {}, {3});
 }
 
-TEST_CASE("the Qwen2.5-0.5B decoder layer: 31, 5 and 1 dispatches that agree with Eigen and each other") {
+TEST_CASE("the Qwen2.5-0.5B decoder layer: 31, 5, 1 and 1 dispatches that agree with Eigen and each other") {
     using layer = examples::decoder_layer::qwen25_05b;
     static_assert(glsl::kernel_count<layer::program_type, strategy::per_op> == 31);
     static_assert(glsl::kernel_count<layer::program_type, strategy::fused> == 5);
     static_assert(glsl::kernel_count<layer::program_type, strategy::single_dispatch> == 1);
+    static_assert(glsl::kernel_count<layer::program_type, strategy::persistent> == 1);
     const auto a = check_steps<strategy::per_op>(layer::program, layer_ranges(), {0, 1, 2, 9});
     const auto b = check_steps<strategy::fused>(layer::program, layer_ranges(), {0, 1, 2, 9});
     const auto c = check_steps<strategy::single_dispatch>(layer::program, layer_ranges(), {0, 1, 2, 9});
+    const auto d = check_steps<strategy::persistent>(layer::program, layer_ranges(), {0, 1, 2, 9});
     CHECK(vkfuse_test::distance(a, b) < 1e-5);
     CHECK(vkfuse_test::distance(b, c) < 1e-5);
+    CHECK(vkfuse_test::distance(b, d) < 1e-5);
 }
 
 TEST_CASE("a decoder layer at odd sizes: D 257, 6 query heads over 2 KV heads of 10, FFN 1001") {
@@ -149,8 +152,10 @@ TEST_CASE("a decoder layer at odd sizes: D 257, 6 query heads over 2 KV heads of
     const auto a = check_steps<strategy::per_op>(layer::program, layer_ranges(), {0, 3, 39});
     const auto b = check_steps<strategy::fused>(layer::program, layer_ranges(), {0, 3, 39});
     const auto c = check_steps<strategy::single_dispatch>(layer::program, layer_ranges(), {0, 3, 39});
+    const auto d = check_steps<strategy::persistent>(layer::program, layer_ranges(), {0, 3, 39});
     CHECK(vkfuse_test::distance(a, b) < 1e-5);
     CHECK(vkfuse_test::distance(b, c) < 1e-5);
+    CHECK(vkfuse_test::distance(b, d) < 1e-5);
 }
 
 TEST_CASE("a whole sequence as one repeat<>: 2 blocks, 3 heads of 12, 11 positions, every strategy and workgroup") {
@@ -195,6 +200,13 @@ TEST_CASE("a whole sequence as one repeat<>: 2 blocks, 3 heads of 12, 11 positio
     const verify_report unfused = verify(vkfuse_test::context(), toy::program, vkfuse::per_op, o);
     INFO("per_op: " << unfused.summary());
     CHECK(unfused.ok());
+    // persistent: the 11 positions of both blocks are work items of one dispatch, taken in order
+    for (const std::uint32_t groups : {0u, 3u}) {
+        const verify_report r = verify(vkfuse_test::context(), toy::program, vkfuse::persistent, o,
+                                       {.persistent_workgroups = groups});
+        INFO("persistent, " << groups << " workgroups (0: the default): " << r.summary());
+        CHECK(r.ok());
+    }
     vkfuse_test::check_validation_clean();
 }
 

@@ -64,15 +64,17 @@ struct model_data {
     std::vector<double> expected;
 };
 
+// `workgroups`: persistent's launch (0: the device's default); the variant is then named persistent-<workgroups>.
 template <class Model, strategy How>
 void run_strategy(context& ctx, const settings& st, model_data& data, std::string_view shape,
-                  std::string_view format, std::vector<result>& out) {
+                  std::string_view format, std::vector<result>& out, std::uint32_t workgroups = 0) {
     using P = program<typename Model::program_type, How>;
     if (std::find(st.strategies.begin(), st.strategies.end(), strategy_name(How)) == st.strategies.end()) return;
-    std::printf("decode: %s %s %s ...\n", std::string(shape).c_str(), std::string(format).c_str(),
-                std::string(strategy_name(How)).c_str());
+    const std::string variant =
+        std::string(strategy_name(How)) + (workgroups != 0 ? "-" + std::to_string(workgroups) : std::string());
+    std::printf("decode: %s %s %s ...\n", std::string(shape).c_str(), std::string(format).c_str(), variant.c_str());
     std::fflush(stdout);
-    P prog(ctx);
+    P prog(ctx, program_options{.persistent_workgroups = workgroups});
     const bool first = data.drawn.buffers.empty();
     for (int b = 0; b < P::plan.buffer_count; ++b) {
         const auto& s = P::plan.buffers[b];
@@ -109,7 +111,7 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
     const bool verified = rel <= st.tolerance && prog.download_indices("next")[0] == best;
     if (!verified)
         std::fprintf(stderr, "decode %s %s %s: MISMATCH, logits rel L2 %.3g\n", std::string(shape).c_str(),
-                     std::string(format).c_str(), std::string(strategy_name(How)).c_str(), rel);
+                     std::string(format).c_str(), variant.c_str(), rel);
 
     std::uint64_t matrix_bytes = 0;
     for (int k = 0; k < P::plan.kernel_count; ++k)
@@ -119,7 +121,7 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
         result r;
         r.shape = shape;
         r.format = format;
-        r.strategy = strategy_name(How);
+        r.strategy = variant;
         r.context = c;
         r.matrix_bytes = matrix_bytes;
         r.cache_bytes = std::uint64_t{2} * Model::shape.layers * c * Model::KV * Model::HD * sizeof(float);
@@ -145,7 +147,7 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
     // new token. Skipped where the prompt alone would take more than a few seconds (single_dispatch, long contexts).
     decode_loop loop(prog, {.head_steps = Model::head_steps});
     for (result& r : out) {
-        if (r.strategy != strategy_name(How) || r.shape != shape || r.format != format || r.wall_us.empty()) continue;
+        if (r.strategy != variant || r.shape != shape || r.format != format || r.wall_us.empty()) continue;
         std::vector<double> sorted = r.wall_us;
         std::sort(sorted.begin(), sorted.end());
         if (sorted[sorted.size() / 2] * r.context > 3e6) continue;
@@ -163,6 +165,8 @@ std::vector<result> run_model(context& ctx, const settings& st, std::string_view
     run_strategy<M, strategy::fused>(ctx, st, data, shape, format, out);
     run_strategy<M, strategy::per_op>(ctx, st, data, shape, format, out);
     run_strategy<M, strategy::single_dispatch>(ctx, st, data, shape, format, out);
+    for (const std::uint32_t workgroups : st.persistent_workgroups)
+        run_strategy<M, strategy::persistent>(ctx, st, data, shape, format, out, workgroups);
     return out;
 }
 

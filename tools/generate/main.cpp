@@ -47,7 +47,7 @@ constexpr std::string_view usage_text = R"(usage: scripts/generate MODEL_DIR [op
   --max-seq N          positions the KV caches hold, prompt + new tokens (default 512, or less when
                        max_position_embeddings is smaller)
   --dtype T            weight storage: f32, f16, bf16, q8_0, q4_0 (default: the checkpoint's torch_dtype)
-  --strategy S         fused, per_op or single_dispatch (default fused)
+  --strategy S         fused, per_op, single_dispatch or persistent (default fused)
 )";
 
 // A mistake in the command line, or a request this build cannot do: exit status 2 (with the usage for the first).

@@ -29,6 +29,17 @@ struct kernel_view : plan::kernel_scope<Cap> {
         : plan::kernel_scope<Cap>(plan_, plan_.kernels[kernel_index]), index(kernel_index), packed(packed_) {}
 };
 
+// Which share of a kernel's work units this workgroup takes, and of how many: its place in the dispatch, or, in a
+// persistent shader, the work item it took from the counter (vkf_item of vkf_items, set before the phase's body).
+template <std::size_t Cap>
+constexpr std::string_view group_index(const plan::program_plan<Cap>& p) {
+    return p.how == strategy::persistent ? "vkf_item" : "gl_WorkGroupID.x";
+}
+template <std::size_t Cap>
+constexpr std::string_view group_count(const plan::program_plan<Cap>& p) {
+    return p.how == strategy::persistent ? "vkf_items" : "gl_NumWorkGroups.x";
+}
+
 // A buffer's name; `piece` k of a split weight is `s<k>_<name>` (no placeholder's `p_` name can be one).
 template <class T, std::size_t Cap>
 constexpr void buffer_name(T& t, const plan::program_plan<Cap>& p, int b, int piece = -1) {
@@ -42,7 +53,7 @@ constexpr void buffer_name(T& t, const plan::program_plan<Cap>& p, int b, int pi
 }
 
 // Where layer `vkf_layer`'s copy of buffer b starts, as a term added to an index (in vec4s when v4, else in
-// elements), under single_dispatch: one buffer holds every layer's copy of a stack's weights and states back to back,
+// elements), under single_dispatch and persistent: one buffer holds every layer's copy of a stack's weights and states back to back,
 // and the carried state is one buffer of L + 1 rows, layer i reading row i and writing row i + 1 (the stack's output,
 // read by later steps, is row L). The other strategies bind each layer's buffers to that layer's dispatches, so their
 // shaders never see layers and this writes nothing.
@@ -50,7 +61,7 @@ template <class T, std::size_t Cap>
 constexpr void layer_offset(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
     const plan::program_plan<Cap>& p = kv.p;
     const plan::buffer_slot& s = p.buffers[b];
-    if (p.how != strategy::single_dispatch || !s.per_layer()) return;
+    if (!one_shader(p.how) || !s.per_layer()) return;
     const std::uint64_t stride = v4 ? s.layer_stride() / 4 : s.layer_stride();
     const bool inside = kv.index >= p.stack_first && kv.index < p.stack_last;
     using carry = plan::buffer_slot::carry_kind;
@@ -166,12 +177,12 @@ constexpr void ref(T& t, const kernel_view<Cap>& kv, int n, const site& s) {
     if (s.variant >= 0) t << '_' << s.variant;
 }
 
-// A runtime scalar: the loop variable of a single dispatch's repeat<>, the push constant a recorded repeat<> sets
+// A runtime scalar: the loop variable of a single dispatch's (or persistent dispatch's) repeat<>, the push constant a recorded repeat<> sets
 // per position, or a word of the parameter block.
 template <class T, std::size_t Cap>
 constexpr void param_access(T& t, const plan::program_plan<Cap>& p, int n) {
     const bool loop = p.loop_param >= 0 && p.params[p.loop_param] == n;
-    if (loop && p.how == strategy::single_dispatch)
+    if (loop && one_shader(p.how))
         t << "vkf_position";
     else
         t << (loop ? "position.p_" : "params.p_") << p.g[n].name.view();

@@ -4,7 +4,8 @@
 // reads; roots of one level do not depend on each other, and those that need the same kind of kernel (matvec rows,
 // elementwise items, attention heads) become segments of one dispatch — q, k and v of an attention block are one
 // kernel. `per_op` gives every root a kernel of its own. `single_dispatch` runs the kernels as phases of one
-// workgroup, keeps temporaries in shared memory and fences only where memory is read back.
+// workgroup, keeps temporaries in shared memory and fences only where memory is read back; `persistent` runs the
+// fused kernels as phases of one dispatch of many workgroups.
 //
 // Then each kernel is described for the emitter and the runtime (records.hpp): segments and work units, the lanes
 // rule, bindings with their access and vec4 views, helpers, shared memory, fences and costs.
@@ -258,7 +259,8 @@ constexpr void place_in_shared(program_plan<Cap>& p, std::uint32_t budget) {
     }
 }
 
-// single_dispatch: the one shader's bindings, helpers and shared memory, and the fence before each phase.
+// single_dispatch and persistent: the one shader's bindings, helpers and shared memory, and (single_dispatch) the
+// fence before each phase.
 template <std::size_t Cap>
 constexpr void describe_single_shader(program_plan<Cap>& p) {
     bool read[Cap + 1] = {}, written[Cap + 1] = {}, as_vec4[Cap + 1] = {};

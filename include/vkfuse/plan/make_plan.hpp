@@ -85,10 +85,8 @@ constexpr auto make_plan() {
         detail::describe_bindings(p, p.kernels[k]);
         detail::describe_needs(p, p.kernels[k]);
     }
-    if (How == strategy::single_dispatch) {
-        detail::place_in_shared(p, single_dispatch_shared_floats);
-        detail::describe_single_shader(p);
-    }
+    if (How == strategy::single_dispatch) detail::place_in_shared(p, single_dispatch_shared_floats);
+    if (one_shader(How)) detail::describe_single_shader(p);
     detail::lay_out_arena(p);
     return p;
 }

@@ -18,7 +18,13 @@
 namespace vkfuse {
 
 // How a program is cut into dispatches.
-enum class strategy : std::uint8_t { per_op, fused, single_dispatch };
+//   per_op:          a dispatch per materialised value.
+//   fused:           a dispatch per kernel of the plan (fusion.md).
+//   single_dispatch: every kernel a phase of one dispatch of one workgroup, temporaries in its shared memory.
+//   persistent:      every kernel a phase of one dispatch of many workgroups, which take the phases' work items in
+//                    order from a counter and start an item once every item before its phase has finished
+//                    (fusion.md, "The persistent strategy").
+enum class strategy : std::uint8_t { per_op, fused, single_dispatch, persistent };
 
 template <strategy S>
 struct strategy_tag {
@@ -27,10 +33,18 @@ struct strategy_tag {
 inline constexpr strategy_tag<strategy::per_op> per_op{};
 inline constexpr strategy_tag<strategy::fused> fused{};
 inline constexpr strategy_tag<strategy::single_dispatch> single_dispatch{};
+inline constexpr strategy_tag<strategy::persistent> persistent{};
 
 constexpr std::string_view strategy_name(strategy s) {
-    return s == strategy::per_op ? "per_op" : s == strategy::fused ? "fused" : "single_dispatch";
+    return s == strategy::per_op ? "per_op"
+           : s == strategy::fused ? "fused"
+           : s == strategy::single_dispatch ? "single_dispatch"
+                                            : "persistent";
 }
+
+// The whole program is one shader whose kernels are phases (single_dispatch, persistent): it loops over a repeat<>'s
+// positions and a stack's layers itself, and keeps every layer's copy of a weight in one buffer.
+constexpr bool one_shader(strategy s) { return s == strategy::single_dispatch || s == strategy::persistent; }
 
 } // namespace vkfuse
 
@@ -39,7 +53,7 @@ namespace vkfuse::plan {
 enum class kernel_kind : std::uint8_t {
     elementwise,  // one invocation per output element (or element pair)
     matvec,       // several invocations per output row (or row pair), cooperating on the dot products
-    attention,    // fused: one workgroup per query head; single_dispatch: a team of invocations per head
+    attention,    // fused, per_op, persistent: workgroups per query head; single_dispatch: a team of invocations per head
 };
 
 constexpr std::string_view kind_name(kernel_kind k) {
@@ -240,9 +254,9 @@ struct shader_record {
     helper_set helpers;
     shared_layout shared;
     fence at_end = fence::none;  // single_dispatch repeat<>: what precedes the next position
-    // A split attention's own buffers, bound after the program's: the partial softmaxes of its workgroups and a
-    // counter per head of the workgroups that have finished (the runtime allocates them; the shader leaves the
-    // counters at zero).
+    // Buffers of the runtime's own, bound after the program's. A split attention's: the partial softmaxes of its
+    // workgroups and a counter per head of the workgroups that have finished (the shader leaves the counters at
+    // zero). A persistent shader's: its work counters (persistent_sync_words), then a split attention's two.
     int scratch_bindings = 0;
 };
 
@@ -250,6 +264,16 @@ struct shader_record {
 constexpr std::uint64_t attention_partial_bytes(const kernel_record& k) {
     return 4ull * k.heads * k.splits * (k.head_dim + 2ull);
 }
+
+// A persistent shader's counters, each on a 128-byte line of its own (polled by some workgroups while others add to
+// another): the next work item to take, the items finished, the workgroups that have exited. The last workgroup to
+// exit sets them to zero for the next run.
+inline constexpr std::uint32_t persistent_sync_stride = 32;
+inline constexpr std::uint32_t persistent_sync_words = 3 * persistent_sync_stride;
+// Where a device ends a shader's loops after a fixed number of trips in all (llvmpipe: 65535, counted over every loop
+// of an invocation, then every loop exits early and the results are silently wrong), a waiting workgroup looks at the
+// count this many times per trip of its wait, so that waiting spends that budget slowly.
+inline constexpr int persistent_checks_per_trip = 64;
 
 // The facts of a device and of the user's options that the launch of a plan depends on.
 struct launch_facts {
@@ -268,6 +292,7 @@ constexpr std::uint64_t ceil_power_of_two(std::uint64_t v) {
 // Invocations per row of matvec kernel `k` on a device.
 //   fused, per_op: from the subgroup size up, doubling while rows x lanes stay below matvec_threads and the row has
 //     steps for them, so few long rows get many invocations each (enough loads in flight) and many rows one subgroup.
+//   (persistent phases follow the fused rule: many workgroups share each phase.)
 //   single_dispatch: the workgroup runs the phase alone, so enough rows at once to cover all of them in one pass
 //     where it can (workgroup / rows), but never more lanes than a row has steps, nor fewer than read a 128-byte line.
 constexpr std::uint32_t choose_lanes(const kernel_record& k, strategy how, const launch_facts& f) {
@@ -349,12 +374,15 @@ struct program_plan {
     fence single_at_end = fence::none;
 
     // ---- shaders: one per kernel, or one of every phase
-    constexpr int shader_count() const { return how == strategy::single_dispatch ? 1 : kernel_count; }
+    constexpr int shader_count() const { return one_shader(how) ? 1 : kernel_count; }
     constexpr int dispatch_count() const { return shader_count(); }
     constexpr shader_record shader(int s) const {
         if (how == strategy::single_dispatch)
             return {0, kernel_count, single_bindings, single_binding_count, single_helpers, single_shared,
                     single_at_end};
+        if (how == strategy::persistent)
+            return {0, kernel_count, single_bindings, single_binding_count, single_helpers, single_shared,
+                    fence::none, split_attention() ? 3 : 1};
         const kernel_record& k = kernels[s];
         return {s, s + 1, k.bindings, k.binding_count, k.helpers, k.shared, fence::none, k.splits > 1 ? 2 : 0};
     }
@@ -375,7 +403,7 @@ struct program_plan {
     // Elements the buffer that holds slot b has: every layer's copy, where a single dispatch indexes the layers.
     constexpr std::uint64_t held_elements(int b) const {
         const buffer_slot& s = buffers[b];
-        if (how != strategy::single_dispatch || !s.per_layer()) return s.elements;
+        if (!one_shader(how) || !s.per_layer()) return s.elements;
         return s.layer_stride() * (s.carry != buffer_slot::carry_kind::none ? layers() + 1u : s.layers);
     }
 
@@ -409,7 +437,13 @@ struct program_plan {
     }
     constexpr std::uint32_t param_block_bytes() const { return 4u * static_cast<std::uint32_t>(param_words); }
     constexpr std::uint32_t push_constant_bytes() const {
-        return loop_param >= 0 && how != strategy::single_dispatch ? 4u : 0u;
+        return loop_param >= 0 && !one_shader(how) ? 4u : 0u;
+    }
+    // An attention kernel runs several workgroups per head (kernel_record::splits), so needs scratch.
+    constexpr bool split_attention() const {
+        for (int k = 0; k < kernel_count; ++k)
+            if (kernels[k].kind == kernel_kind::attention && kernels[k].splits > 1) return true;
+        return false;
     }
 
     // What a segment computing `root` is called: its result name, "append to <cache>", or t<node> for a temporary.

@@ -32,6 +32,10 @@ struct program_options {
     // Read f16 weights and GGUF blocks with the device's 16- and 8-bit storage access where it has it; false reads
     // them as 32-bit words on any device (the two ways give the same values; glsl/storage.hpp).
     bool native_storage = true;
+    // persistent: workgroups to launch. Each takes work items until none is left, so any number is correct; the best
+    // is what the device keeps resident at once. 0: four per multiprocessor where the driver reports them
+    // (device_info::compute_units), one per hardware thread on a CPU device, else 256.
+    std::uint32_t persistent_workgroups = 0;
 };
 
 // The launch geometry chosen for a device.
@@ -44,6 +48,10 @@ struct launch_config {
     bool fixed_lanes = false;          // the user chose `lanes`
     bool storage_16bit = false;        // read 16-bit values natively (VKFUSE_STORAGE_16BIT)
     bool storage_8bit = false;         // and 8-bit ones (VKFUSE_STORAGE_8BIT)
+    std::uint32_t persistent_workgroups = 0;  // persistent: the workgroups launched
+    // The device ends a shader's loops after a fixed number of trips in all (llvmpipe, 65535): waits are unrolled
+    // (VKFUSE_LOOP_BUDGET).
+    bool loop_budget = false;
 
     // What the plan's lanes rule (plan::choose_lanes) needs to know.
     plan::launch_facts facts() const { return {workgroup_size, lanes, matvec_threads, fixed_lanes}; }
@@ -55,6 +63,7 @@ struct launch_config {
         if (subgroup_arithmetic && subgroup_shuffle) text += "#define VKFUSE_SUBGROUP_SHUFFLE 1\n";
         if (storage_16bit) text += "#define VKFUSE_STORAGE_16BIT 1\n";
         if (storage_8bit) text += "#define VKFUSE_STORAGE_8BIT 1\n";
+        if (loop_budget) text += "#define VKFUSE_LOOP_BUDGET 1\n";
         return text;
     }
 };
@@ -92,6 +101,12 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
     c.matvec_threads = d.type == "CPU" ? 0 : o.matvec_threads;
     c.storage_16bit = o.native_storage && d.storage_16bit;
     c.storage_8bit = o.native_storage && d.storage_8bit;
+    c.persistent_workgroups = o.persistent_workgroups != 0 ? o.persistent_workgroups
+                              : d.compute_units == 0      ? 256u
+                              : d.type == "CPU"           ? d.compute_units
+                                                          : 4 * d.compute_units;
+    c.persistent_workgroups = std::min(c.persistent_workgroups, d.max_workgroup_count[0]);
+    c.loop_budget = d.driver_name == "llvmpipe" || d.name.find("llvmpipe") != std::string::npos;
     return c;
 }
 

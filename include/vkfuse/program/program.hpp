@@ -76,16 +76,15 @@ public:
     using packed_info = glsl::compiled<Program, How, true>;
     static constexpr auto& plan = info::plan;
     static constexpr strategy how = How;
-    // Dispatches per run: one per kernel, or one for a single-dispatch program.
+    // Dispatches per run: one per kernel, or one for a single-dispatch or persistent program.
     static constexpr int shader_count = plan.shader_count();
-    // A repeat<> program runs its kernels once per position (single_dispatch loops inside its one dispatch).
+    // A repeat<> program runs its kernels once per position (a one-shader program loops inside its one dispatch).
     static constexpr bool repeating = plan.loop_param >= 0;
-    static constexpr int runs_per_call =
-        repeating && How != strategy::single_dispatch ? static_cast<int>(plan.loop_count) : 1;
-    // A stack<L> records its kernels once per layer (single_dispatch loops over the layers inside its dispatch).
+    static constexpr int runs_per_call = repeating && !one_shader(How) ? static_cast<int>(plan.loop_count) : 1;
+    // A stack<L> records its kernels once per layer (a one-shader program loops over the layers inside its dispatch).
     static constexpr int layers = static_cast<int>(plan.layers());
     static constexpr int dispatch_count =
-        runs_per_call * (How == strategy::single_dispatch
+        runs_per_call * (one_shader(How)
                              ? 1
                              : shader_count + (layers - 1) * (plan.stack_last - plan.stack_first));
 
@@ -277,7 +276,7 @@ public:
                               std::to_string(copies(b)) + "); bind(\"" + std::string(name) +
                               "\", layer, buffer) binds one.");
         if (layers_in_one_buffer && plan.buffers[b].per_layer())
-            throw usage_error("vkfuse program: '" + std::string(name) + "' is the state a single-dispatch stack "
+            throw usage_error("vkfuse program: '" + std::string(name) + "' is the state a " + std::string(strategy_name(How)) + " stack "
                               "carries from layer to layer, which lives in a buffer of its own; upload its data "
                               "instead.");
         bound_[static_cast<std::size_t>(b)][0] = {&external};
@@ -294,7 +293,7 @@ public:
             throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
                               " bytes, but " + describe_buffer(b) + ".");
         if (layers_in_one_buffer)
-            throw usage_error("vkfuse program: a single-dispatch stack keeps every layer's copy of '" +
+            throw usage_error("vkfuse program: a " + std::string(strategy_name(How)) + " stack keeps every layer's copy of '" +
                               std::string(name) + "' in one buffer, so one layer cannot be bound; upload instead.");
         bound_[static_cast<std::size_t>(b)][static_cast<std::size_t>(layer)] = {&external};
         mark_written(b, layer);
@@ -394,13 +393,20 @@ public:
     std::string_view glsl(int shader) const {
         return (packed_ ? packed_info::sources : info::sources)[static_cast<std::size_t>(shader)];
     }
-    // Invocations per row of kernel k's matvec work (under single_dispatch: of phase k).
+    // Invocations per row of kernel k's matvec work (under single_dispatch and persistent: of phase k).
     std::uint32_t lanes(int k) const { return vkfuse::plan::choose_lanes(plan.kernels[k], How, launch_.facts()); }
     // Workgroups dispatched by shader s on this device.
     std::uint32_t workgroups(int s) const {
         if (How == strategy::single_dispatch) return 1;
+        if (How == strategy::persistent) return launch_.persistent_workgroups;
         const std::uint64_t groups = vkfuse::plan::workgroups(plan.kernels[s], launch_.workgroup_size, lanes(s));
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(groups, ctx_->device().max_workgroup_count[0]));
+    }
+    // persistent: the work items of phase k, each one workgroup's share of it, taken in order from the shader's
+    // counter (at most as many as the workgroups launched).
+    std::uint32_t items(int k) const {
+        const std::uint64_t groups = vkfuse::plan::workgroups(plan.kernels[k], launch_.workgroup_size, lanes(k));
+        return static_cast<std::uint32_t>(std::min<std::uint64_t>(groups, launch_.persistent_workgroups));
     }
     // Buffers of shader s, in binding order.
     static std::vector<int> shader_buffers(int s) {
@@ -431,7 +437,7 @@ public:
         vkfuse::text<string_sink> t(sink);
         for (int k = 0; k < plan.kernel_count; ++k) {
             const vkfuse::plan::kernel_record& kr = plan.kernels[k];
-            t << (How == strategy::single_dispatch ? "  phase " : "  kernel ") << k + 1 << ": "
+            t << (one_shader(How) ? "  phase " : "  kernel ") << k + 1 << ": "
               << vkfuse::plan::kind_name(kr.kind) << " computing";
             for (int r = 0; r < kr.segment_count; ++r) {
                 t << (r ? ", " : " ");
@@ -448,8 +454,11 @@ public:
                 t << "; " << kr.units << " units";
             if (kr.kind == vkfuse::plan::kernel_kind::matvec)
                 t << " (rows or rope row pairs), " << lanes(k) << " invocations per row";
-            const int shader = How == strategy::single_dispatch ? 0 : k;
-            t << "; " << workgroups(shader) << " workgroups of " << launch_.workgroup_size;
+            if (How == strategy::persistent)
+                t << "; " << items(k) << " work items for " << workgroups(0) << " workgroups of "
+                  << launch_.workgroup_size;
+            else
+                t << "; " << workgroups(one_shader(How) ? 0 : k) << " workgroups of " << launch_.workgroup_size;
             if (kr.matrix_bytes) t << "; streams " << detail::megabytes(kr.matrix_bytes) << " of weights";
             t << "; buffers";
             for (int i = 0; i < kr.binding_count; ++i) {
@@ -469,11 +478,11 @@ public:
 private:
     // Copies of buffer b: a stack's per-layer weights and states have one per layer, everything else one. Under fused
     // and per_op each copy is a buffer of its own, bound to its layer's dispatches, and the hidden state a stack
-    // carries is one buffer per end plus hidden_ between layers. Under single_dispatch the shader indexes the layers
+    // carries is one buffer per end plus hidden_ between layers. Under single_dispatch and persistent the shader indexes the layers
     // (glsl/access.hpp, layer_offset): the copies lie back to back in one buffer, and the carried state is one
     // buffer of L + 1 rows, the stack's input row 0 and its output row L.
     static int copies(int b) { return static_cast<int>(plan.buffers[b].layers); }
-    static constexpr bool layers_in_one_buffer = How == strategy::single_dispatch && plan.stacked();
+    static constexpr bool layers_in_one_buffer = one_shader(How) && plan.stacked();
 
     // Where copy `layer` of buffer b lives: a buffer (or, for a split weight, its pieces) and a byte offset in it.
     struct region_ref {
@@ -514,7 +523,7 @@ private:
                               std::to_string(s.pieces) + " buffers and cannot be " + std::string(doing) +
                               "; upload its values instead.");
     }
-    // Bytes of the buffer that holds slot b (every layer's copy, under single_dispatch).
+    // Bytes of the buffer that holds slot b (every layer's copy, under single_dispatch and persistent).
     static std::uint64_t allocation_bytes(int b) {
         const auto& s = plan.buffers[b];
         if (!layers_in_one_buffer || !s.per_layer()) return s.bytes();
@@ -689,13 +698,13 @@ private:
                 fits(allocation_bytes(b), allocation_bytes(b) == plan.buffers[b].bytes()
                                               ? describe_buffer(b)
                                               : describe_buffer(b) + ", " + std::to_string(allocation_bytes(b)) +
-                                                    " bytes for all layers in one buffer (single_dispatch; the "
+                                                    " bytes for all layers in one buffer (" + std::string(strategy_name(How)) + "; the "
                                                     "fused and per_op strategies bind each layer's on its own)");
     }
 
     void build_kernels() {
         // (a single dispatch's attention takes a head in slices, so any workgroup serves it)
-        if (How != strategy::single_dispatch)
+        if (How != strategy::single_dispatch)  // the others' attention: a workgroup per head or share
             for (int k = 0; k < plan.kernel_count; ++k)
                 if (plan.kernels[k].kind == vkfuse::plan::kernel_kind::attention &&
                     plan.kernels[k].head_dim > launch_.workgroup_size)
@@ -710,9 +719,12 @@ private:
         const std::string preamble = launch_.preamble();
         for (int s = 0; s < shader_count; ++s) {
             const vkfuse::plan::shader_record sh = plan.shader(s);
-            // constant_id 1 + i: invocations per row of the shader's i-th kernel
+            // constant_id 1 + i: invocations per row of the shader's i-th kernel; persistent: then the work items of
+            // each phase
             std::vector<std::uint32_t> more;
             for (int k = sh.first + 1; k < sh.last; ++k) more.push_back(lanes(k));
+            if (How == strategy::persistent)
+                for (int k = sh.first; k < sh.last; ++k) more.push_back(items(k));
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(s)];
             spec.glsl = glsl(s);
@@ -763,7 +775,7 @@ private:
             const int carried_in = plan.buffer_index(plan.g.steps.carry_in.view());
             for (int b = 0; b < plan.buffer_count; ++b) {
                 bound_.emplace_back();
-                // single_dispatch: the stack's output is rows of the one buffer its input has
+                // one shader: the stack's output is rows of the one buffer its input has
                 if (layers_in_one_buffer && plan.buffers[b].carry == carry::out && carried_in >= 0) continue;
                 // a temporary kept in shared memory needs no buffer; a word keeps the indexing uniform
                 const std::uint64_t bytes = plan.in_shared_memory(b) ? 4 : allocation_bytes(b);
@@ -788,14 +800,26 @@ private:
             }
         }
         if (plan.param_words > 0) params_ = std::make_unique<vulkan::mapped_buffer>(*ctx_, plan.param_block_bytes());
-        // a split attention's scratch: one per kernel, shared by a stack's layers (their dispatches run in order)
+        // A split attention's scratch: one per kernel, shared by a stack's layers (their dispatches run in order);
+        // a persistent shader's counters, and one scratch for all its attention phases (they run one after another).
+        // The shaders leave the counters at zero after every run.
         for (int s = 0; s < shader_count; ++s) {
             const vkfuse::plan::shader_record sh = plan.shader(s);
             if (sh.scratch_bindings == 0) continue;
-            const vkfuse::plan::kernel_record& k = plan.kernels[sh.first];
-            scratch_.push_back({s, vulkan::buffer(*ctx_, static_cast<std::size_t>(vkfuse::plan::attention_partial_bytes(k))),
-                                vulkan::buffer(*ctx_, std::size_t{4} * k.heads)});
-            scratch_.back().arrivals.fill(0u);  // the shader leaves the counters at zero after every run
+            std::uint64_t partial_bytes = 4, heads = 1;
+            for (int k = sh.first; k < sh.last; ++k)
+                if (plan.kernels[k].kind == vkfuse::plan::kernel_kind::attention && plan.kernels[k].splits > 1) {
+                    partial_bytes = std::max(partial_bytes, vkfuse::plan::attention_partial_bytes(plan.kernels[k]));
+                    heads = std::max<std::uint64_t>(heads, plan.kernels[k].heads);
+                }
+            scratch_.push_back({s, vulkan::buffer(*ctx_, static_cast<std::size_t>(partial_bytes)),
+                                vulkan::buffer(*ctx_, static_cast<std::size_t>(4 * heads)), {}});
+            scratch_.back().arrivals.fill(0u);
+            if (How == strategy::persistent) {
+                scratch_.back().sync = std::make_unique<vulkan::buffer>(
+                    *ctx_, std::size_t{4} * vkfuse::plan::persistent_sync_words);
+                scratch_.back().sync->fill(0u);
+            }
         }
         for (int b = 0; b < plan.buffer_count; ++b) {
             if (plan.buffers[b].slot_role == role::table) fill_table(b);
@@ -896,9 +920,12 @@ private:
             else
                 for (int b : shader_buffers(s))
                     for (vulkan::buffer* piece : buffers_for(b, layer)) d.buffers.push_back(piece);
-            if (const scratch_buffers* sc = scratch_of(s)) {  // a split attention's partials and counters
-                d.buffers.push_back(&sc->partials);
-                d.buffers.push_back(&sc->arrivals);
+            if (const scratch_buffers* sc = scratch_of(s)) {  // persistent counters; a split attention's scratch
+                if (sc->sync) d.buffers.push_back(sc->sync.get());
+                if (plan.shader(s).scratch_bindings != 1) {
+                    d.buffers.push_back(&sc->partials);
+                    d.buffers.push_back(&sc->arrivals);
+                }
             }
             d.uniform = params_.get();
             d.groups = {workgroups(s), 1, 1};
@@ -908,9 +935,9 @@ private:
             }
             dispatches.push_back(std::move(d));
         };
-        const bool per_layer = plan.stacked() && How != strategy::single_dispatch;
+        const bool per_layer = plan.stacked() && !one_shader(How);
         auto skipped = [&](int s) {
-            return How != strategy::single_dispatch && (skip_steps >> plan.kernels[s].step & 1u) != 0;
+            return !one_shader(How) && (skip_steps >> plan.kernels[s].step & 1u) != 0;
         };
         for (int run = 0; run < runs_per_call; ++run) {
             for (int s = 0; s < shader_count; ++s) {
@@ -940,10 +967,12 @@ private:
     std::vector<vulkan::buffer> hidden_;     // a stack's hidden state between layers: hidden_[i] is layer i's output
     std::vector<std::vector<bool>> written_;  // per buffer and copy: uploaded, bound, computed, zeroed or filled
     std::unique_ptr<vulkan::mapped_buffer> params_;  // the parameter block, where the program has params
-    // A split attention kernel's own buffers (plan::shader_record::scratch_bindings).
+    // A shader's own buffers (plan::shader_record::scratch_bindings): a split attention's partials and counters, and
+    // a persistent shader's work counters.
     struct scratch_buffers {
         int shader;
         vulkan::buffer partials, arrivals;
+        std::unique_ptr<vulkan::buffer> sync;
     };
     std::vector<scratch_buffers> scratch_;
     const scratch_buffers* scratch_of(int shader) const {

@@ -28,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -73,6 +74,10 @@ struct device_info {
     std::array<std::uint32_t, 3> max_workgroup_size{};
     std::array<std::uint32_t, 3> max_workgroup_count{};
     std::array<std::uint8_t, VK_UUID_SIZE> pipeline_cache_uuid{};  // identifies the driver build's pipeline caches
+    // Multiprocessors (NVIDIA's SMs, AMD's compute units) where the driver says, through VK_NV_shader_sm_builtins or
+    // VK_AMD_shader_core_properties; a CPU device's hardware threads; 0 where unknown. A persistent program
+    // launches a few workgroups per unit.
+    std::uint32_t compute_units = 0;
 
     std::string summary() const;
 };
@@ -464,6 +469,7 @@ private:
     void select_device(const std::string& requested, bool from_environment,
                        const std::vector<VkPhysicalDevice>& devices);
     void read_device_info();
+    void read_compute_units(const std::vector<VkExtensionProperties>& extensions);
     void create_device();
     std::uint32_t memory_type(std::uint32_t allowed_types, VkMemoryPropertyFlags required,
                               VkMemoryPropertyFlags preferred, std::string_view purpose) const;
@@ -649,6 +655,29 @@ inline void context::select_device(const std::string& requested, bool from_envir
     physical_device_ = devices[chosen];
 }
 
+// How many multiprocessors run workgroups: vendors say so through their own extensions (querying their properties
+// needs the extension only to be supported, not enabled).
+inline void context::read_compute_units(const std::vector<VkExtensionProperties>& extensions) {
+    const auto& fn = instance_.fn;
+    VkPhysicalDeviceProperties2 properties{};
+    properties.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+    if (detail::has_extension(extensions, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
+        VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm{};
+        sm.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV;
+        properties.pNext = &sm;
+        fn.vkGetPhysicalDeviceProperties2(physical_device_, &properties);
+        info_.compute_units = sm.shaderSMCount;
+    } else if (detail::has_extension(extensions, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME)) {
+        VkPhysicalDeviceShaderCorePropertiesAMD core{};
+        core.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD;
+        properties.pNext = &core;
+        fn.vkGetPhysicalDeviceProperties2(physical_device_, &properties);
+        info_.compute_units = core.shaderEngineCount * core.shaderArraysPerEngineCount * core.computeUnitsPerShaderArray;
+    } else if (info_.type == "CPU") {
+        info_.compute_units = std::max(1u, std::thread::hardware_concurrency());
+    }
+}
+
 inline void context::read_device_info() {
     const auto& fn = instance_.fn;
     VkPhysicalDeviceProperties base{};
@@ -716,6 +745,7 @@ inline void context::read_device_info() {
         },
         "vkEnumerateDeviceExtensionProperties", "listing device extensions");
     portability_subset_ = detail::has_extension(extensions, "VK_KHR_portability_subset");
+    read_compute_units(extensions);
 
     // For Vulkan 1.3 glslang emits SPIR-V 1.6, which expresses local_size_x_id as the LocalSizeId execution mode, and
     // that needs the maintenance4 feature. It is mandatory in 1.3, but a device that lacks it still gets SPIR-V 1.5.

@@ -43,13 +43,14 @@ constexpr void emit_attention(T& t, const kernel_view<Cap>& kv) {
           << "        const uint shares = min(" << splits << "u, (positions + "
           << plan::attention_split_positions - 1 << "u) / " << plan::attention_split_positions << "u);\n"
           << "        const uint share_length = (positions + shares - 1u) / shares;\n"
-          << "        for (uint unit = gl_WorkGroupID.x; unit < " << heads * splits
-          << "u; unit += gl_NumWorkGroups.x) {\n"
+          << "        for (uint unit = " << group_index(kv.p) << "; unit < " << heads * splits << "u; unit += "
+          << group_count(kv.p) << ") {\n"
           << "            const uint head = unit / " << splits << "u, share = unit % " << splits << "u;\n"
           << "            if (share >= shares) continue;  // no positions left for it (the same for the whole workgroup)\n"
           << "            const uint first = share * share_length, last = min(positions, first + share_length);\n";
     else
-        t << "        for (uint head = gl_WorkGroupID.x; head < " << heads << "u; head += gl_NumWorkGroups.x) {\n"
+        t << "        for (uint head = " << group_index(kv.p) << "; head < " << heads << "u; head += "
+          << group_count(kv.p) << ") {\n"
           << "            const uint first = 0u, last = positions;\n";
     t << "            const uint kv_base = head / " << group << "u * " << hd
       << "u;  // query head h reads KV head h / (H / KV)\n"

@@ -97,8 +97,12 @@ constexpr void emit_segment_test(T& t, const kernel_view<Cap>& kv, int r, std::s
 
 template <class T, std::size_t Cap>
 constexpr void emit_elementwise(T& t, const kernel_view<Cap>& kv) {
-    t << "        for (uint unit = gl_GlobalInvocationID.x; unit < " << kv.k.units
-      << "u; unit += gl_NumWorkGroups.x * gl_WorkGroupSize.x) {\n";
+    if (kv.p.how == strategy::persistent)
+        t << "        for (uint unit = vkf_item * gl_WorkGroupSize.x + gl_LocalInvocationID.x; unit < " << kv.k.units
+          << "u; unit += vkf_items * gl_WorkGroupSize.x) {\n";
+    else
+        t << "        for (uint unit = gl_GlobalInvocationID.x; unit < " << kv.k.units
+          << "u; unit += gl_NumWorkGroups.x * gl_WorkGroupSize.x) {\n";
     for (int r = 0; r < kv.k.segment_count; ++r) {
         t << "            ";
         emit_segment_test(t, kv, r, "unit");

@@ -33,14 +33,14 @@ template <class T, std::size_t Cap>
 constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
     const auto& p = kv.p;
     // invocations per row: a specialization constant the runtime sets from the plan's lanes rule
-    if (p.how == strategy::single_dispatch)
+    if (one_shader(p.how))
         t << "        const uint lanes = LANES_" << kv.index + 1 << ";\n";
     else
         t << "        const uint lanes = LANES;\n";
     t << "        const uint lane = gl_LocalInvocationID.x % lanes;\n"
       << "        const uint rows_per_group = gl_WorkGroupSize.x / lanes;\n"
-      << "        for (uint base = gl_WorkGroupID.x * rows_per_group; base < " << kv.k.units
-      << "u; base += gl_NumWorkGroups.x * rows_per_group) {\n"
+      << "        for (uint base = " << group_index(p) << " * rows_per_group; base < " << kv.k.units
+      << "u; base += " << group_count(p) << " * rows_per_group) {\n"
       << "            const uint unit = base + gl_LocalInvocationID.x / lanes;\n";
     each_accumulator(kv, [&](int r, int m, std::string_view suffix) {
         t << "            float a" << r << '_' << m << suffix << " = 0.0;\n";

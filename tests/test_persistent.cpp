@@ -1,0 +1,103 @@
+// The persistent strategy: every kernel of the fused plan is a phase of one dispatch of many workgroups, which take
+// the phases' work items in order from a counter and wait, through memory, for the phase before to finish. Checked
+// against Eigen at every number of workgroups from one to more than there are items (the waiting must be right
+// however the workgroups interleave), over split attention, a stack of layers and a whole model. These test cases
+// also run with lavapipe on one thread and on four (tests/CMakeLists.txt): more threads than this machine has cores
+// interleave the workgroups in ways two do not, which is where a missing wait showed while this was written.
+#include "support.hpp"
+
+#include "../examples/decoder_layer.hpp"
+
+#include <vkfuse/model/decoder.hpp>
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+using namespace vkfuse;
+using vkfuse_test::check_validation_clean;
+
+namespace {
+
+verify_options layer_ranges() {
+    verify_options o;
+    o.ranges["attn_norm"] = {0.5f, 1.5f};
+    o.ranges["ffn_norm"] = {0.5f, 1.5f};
+    return o;
+}
+
+// A layer at odd sizes: width 257, 6 query heads over 2 KV heads of 10, FFN 1001, a cache of 40 rows.
+using odd_layer = examples::decoder_layer::decoder<257, 6, 2, 10, 1001, 40, 10000.0f, 1e-5f>;
+
+// A two-layer model whose caches hold 160 positions: its attention runs 3 work items per head.
+constexpr model::sizes long_cache{.layers = 2, .hidden = 40, .heads = 4, .kv_heads = 2, .head_dim = 12,
+                                  .intermediate = 68, .vocab = 131, .max_positions = 160, .rms_norm_eps = 1e-5f};
+using long_model = model::decoder<long_cache>;
+
+} // namespace
+
+TEST_CASE("persistent: the plan is the fused plan's kernels as phases of one shader") {
+    using P = odd_layer::program_type;
+    constexpr auto& fused_plan = plan::plan_v<P, strategy::fused>;
+    constexpr auto& p = plan::plan_v<P, strategy::persistent>;
+    static_assert(p.shader_count() == 1);
+    static_assert(p.kernel_count == fused_plan.kernel_count);
+    static_assert(p.shader(0).scratch_bindings == 1);  // the work counters; this cache is too short to split
+    constexpr auto& m = plan::plan_v<long_model::program_type, strategy::persistent>;
+    static_assert(m.shader(0).scratch_bindings == 3);  // and a split attention's partials and counters
+    static_assert(m.stacked() && m.shader_count() == 1);
+
+    program<P, strategy::persistent> prog(vkfuse_test::context(), {.persistent_workgroups = 7});
+    CHECK(prog.dispatch_count == 1);
+    CHECK(prog.workgroups(0) == 7);
+    program<P, strategy::fused> fused_prog(vkfuse_test::context());
+    for (int k = 0; k < p.kernel_count; ++k) {
+        CHECK(prog.lanes(k) == fused_prog.lanes(k));  // a phase is laid out as the fused kernel is
+        CHECK(prog.items(k) >= 1);
+        CHECK(prog.items(k) <= 7);
+    }
+    const std::string text = prog.describe();
+    CHECK(text.find("persistent: 1 dispatch") != std::string::npos);
+    CHECK(text.find("work items for 7 workgroups") != std::string::npos);
+    // the default: a few workgroups per multiprocessor, one per hardware thread on a CPU device
+    program<P, strategy::persistent> chosen(vkfuse_test::context());
+    const vulkan::device_info& d = vkfuse_test::context().device();
+    CHECK(chosen.workgroups(0) == (d.compute_units == 0 ? 256u : d.type == "CPU" ? d.compute_units : 4 * d.compute_units));
+}
+
+TEST_CASE("persistent: a layer agrees with Eigen at any number of workgroups, run after run") {
+    // 1: one workgroup does every item; 2 and 3: fewer than a phase's items; 64 and 333: more workgroups than items,
+    // most leave at once. Each program runs several positions, the last twice: the counters are back at zero.
+    for (const std::uint32_t groups : {1u, 2u, 3u, 64u, 333u}) {
+        program<odd_layer::program_type, strategy::persistent> prog(vkfuse_test::context(),
+                                                                    {.persistent_workgroups = groups});
+        reference::bindings host = randomize(prog, layer_ranges());
+        for (const std::uint32_t pos : {0u, 1u, 5u, 39u, 39u}) {
+            prog.set_index("pos", pos);
+            host.indices["pos"] = pos;
+            const verify_report r = check(prog, odd_layer::program, host);
+            INFO(groups << " workgroups, position " << pos << ": " << r.summary());
+            CHECK(r.ok());
+        }
+    }
+    check_validation_clean();
+}
+
+TEST_CASE("persistent: a model with split attention over a stack, at several numbers of workgroups") {
+    for (const std::uint32_t groups : {0u, 5u, 40u}) {
+        program<long_model::program_type, strategy::persistent> prog(vkfuse_test::context(),
+                                                                     {.persistent_workgroups = groups});
+        reference::bindings host = randomize(prog, {.seed = 13, .ranges = {{"lm_head", {-4.0f, 4.0f}}}});
+        for (const std::uint32_t pos : {0u, 31u, 32u, 100u, 159u}) {
+            const std::uint32_t token = (pos * 7 + 2) % long_model::V;
+            prog.set_index("pos", pos);
+            prog.set_index("token", token);
+            host.indices["pos"] = pos;
+            host.indices["token"] = token;
+            const verify_report r = check(prog, long_model::program, host);
+            INFO(groups << " workgroups (0: the default), position " << pos << ": " << r.summary());
+            CHECK(r.ok());
+        }
+    }
+    check_validation_clean();
+}
