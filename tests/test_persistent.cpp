@@ -101,3 +101,32 @@ TEST_CASE("persistent: a model with split attention over a stack, at several num
     }
     check_validation_clean();
 }
+
+namespace {
+// 40 positions of a 64 x 32768 product in one dispatch: with one workgroup, each of its invocations makes about
+// 82,000 loop trips in a run, more than llvmpipe's 65535.
+constexpr uint_param<"pos"> budget_pos{};
+constexpr input<"xs", 40, 32768> budget_xs{};
+constexpr weight<"w", 64, 32768> budget_w{};
+constexpr state<"out", 40, 64> budget_out{};
+constexpr auto over_budget =
+    repeat<"pos", 40>(layer_graph(append(budget_out, budget_w * embedding(budget_xs, budget_pos), budget_pos)));
+} // namespace
+
+TEST_CASE("persistent: a run that outgrows llvmpipe's loop budget is refused, not returned wrong") {
+    const vulkan::device_info& d = vkfuse_test::context().device();
+    if (d.driver_name != "llvmpipe") {
+        MESSAGE("not llvmpipe (" << d.name << "): no loop budget to outgrow");
+        return;
+    }
+    program<std::remove_cvref_t<decltype(over_budget)>, strategy::persistent> prog(vkfuse_test::context(),
+                                                                                  {.persistent_workgroups = 1});
+    randomize(prog, {});
+    CHECK_THROWS_WITH_AS(prog.run(), doctest::Contains("ended its loops early and the run's results are wrong"),
+                         device_error);
+    // the same description, a dispatch per position, is within it
+    const verify_report r = verify(vkfuse_test::context(), over_budget, vkfuse::fused, {});
+    INFO(r.summary());
+    CHECK(r.ok());
+    check_validation_clean();
+}

@@ -321,6 +321,15 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
       << "        vkf_sync[" << plan::persistent_sync_stride << "] = 0u;\n"
       << "        vkf_sync[" << 2 * plan::persistent_sync_stride << "] = 0u;\n"
       << "    }\n"
+      << "#ifdef VKFUSE_LOOP_BUDGET\n"
+      << "    // Once the budget is spent every loop ends at its first trip, silently: a loop that should make two trips\n"
+      << "    // and makes one says so to the runtime, which refuses the results (its bound is not a constant, so no\n"
+      << "    // compiler unrolls it away).\n"
+      << "    uint vkf_trips = 0u;\n"
+      << "    for (uint i = 0u; i < min(gl_NumWorkGroups.x, 1u) + 1u; ++i) ++vkf_trips;\n"
+      << "    if (vkf_trips != min(gl_NumWorkGroups.x, 1u) + 1u) atomicOr(vkf_sync[" << plan::persistent_budget_word
+      << "], 1u);\n"
+      << "#endif\n"
       << "}\n";
 }
 

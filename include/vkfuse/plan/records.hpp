@@ -267,9 +267,10 @@ constexpr std::uint64_t attention_partial_bytes(const kernel_record& k) {
 
 // A persistent shader's counters, each on a 128-byte line of its own (polled by some workgroups while others add to
 // another): the next work item to take, the items finished, the workgroups that have exited. The last workgroup to
-// exit sets them to zero for the next run.
+// exit sets them to zero for the next run. A fourth word is set where a device's loop budget ran out (below).
 inline constexpr std::uint32_t persistent_sync_stride = 32;
-inline constexpr std::uint32_t persistent_sync_words = 3 * persistent_sync_stride;
+inline constexpr std::uint32_t persistent_sync_words = 4 * persistent_sync_stride;
+inline constexpr std::uint32_t persistent_budget_word = 3 * persistent_sync_stride;
 // Where a device ends a shader's loops after a fixed number of trips in all (llvmpipe: 65535, counted over every loop
 // of an invocation, then every loop exits early and the results are silently wrong), a waiting workgroup looks at the
 // count this many times per trip of its wait, so that waiting spends that budget slowly.

@@ -332,6 +332,7 @@ public:
         ensure_ready();
         const vulkan::timing t = sequence_->run();
         mark_outputs_written();
+        check_loop_budget();
         return t;
     }
 
@@ -341,6 +342,7 @@ public:
         ensure_ready();
         const vulkan::timing t = sequence_->run_each_submitted();
         mark_outputs_written();
+        check_loop_budget();
         return t;
     }
 
@@ -376,6 +378,7 @@ public:
     void mark_run() {
         std::lock_guard lock(*lock_);
         mark_outputs_written();
+        check_loop_budget();
     }
 
     // ---- inspection ------------------------------------------------------------------------------------------
@@ -881,6 +884,25 @@ private:
                    [&](vulkan::buffer& piece, std::uint64_t at, std::uint64_t from, std::uint64_t part) {
                        piece.download_at(at, bytes.subspan(from, part));
                    });
+    }
+
+    // persistent on llvmpipe: the shader says when the device's loop budget ran out during the run (glsl/shader.hpp),
+    // which makes every result of that run wrong.
+    void check_loop_budget() {
+        if constexpr (How == strategy::persistent) {
+            if (!launch_.loop_budget || scratch_.empty() || !scratch_.front().sync) return;
+            vulkan::buffer& sync = *scratch_.front().sync;
+            std::uint32_t flag = 0;
+            sync.download_at(4 * vkfuse::plan::persistent_budget_word, std::as_writable_bytes(std::span(&flag, 1)));
+            if (flag == 0) return;
+            sync.fill_at(4 * vkfuse::plan::persistent_budget_word, 4, 0u);
+            throw device_error(
+                "vkfuse program: this persistent program made more loop trips in one run than " + ctx_->device().name +
+                " allows a shader (llvmpipe: 65535 in all, LP_MAX_TGSI_LOOP_ITERATIONS), so the device ended its "
+                "loops early and the run's results are wrong. On this device use the fused strategy, or launch more "
+                "workgroups (program_options::persistent_workgroups, now " +
+                std::to_string(launch_.persistent_workgroups) + ") so that each does less.");
+        }
     }
 
     void mark_outputs_written() {
