@@ -3,7 +3,7 @@
 // memory-bandwidth floor measured in the same run (benchmarks/decode.hpp says how).
 //
 //     decode [--shapes qwen,llama] [--formats f32,f16,bf16,q8_0,q4_0]
-//            [--strategies fused,per_op,single_dispatch,persistent] [--persistent-workgroups 0,264,528]
+//            [--strategies fused,per_op,single_dispatch,persistent] [--persistent-workgroups 0,264,528] [--profile]
 //            [--contexts 1,256,1024] [--runs 100] [--json FILE|DIR] [--commit SHA]
 //
 // Per variant and context: GPU time of one run of the model (timestamps) and its wall time (submit to fence), and
@@ -65,6 +65,8 @@ int main(int argc, char** argv) try {
         .add_option("--persistent-workgroups", s.persistent_workgroups,
                     "persistent: workgroups launched, a variant each (0: the device's default)")
         ->delimiter(',');
+    cli.flags().add_flag("--profile", s.profile,
+                         "persistent: also where each run's time goes, phase by phase (the shader clock)");
     cli.flags()
         .add_option("--contexts", s.contexts, "positions attended (1 to 1024)")
         ->delimiter(',')
@@ -118,6 +120,24 @@ int main(int argc, char** argv) try {
         entry["wall_us"] = wall;
         if (r.loop_wall_us > 0) entry["loop_wall_us_per_token"] = r.loop_wall_us;
         entry["of_floor"] = floor_us / gpu.median;
+        if (!r.phases.empty()) {
+            // where the profiled run's time went: each phase's span (all its layers), and what is left between them
+            std::printf("    profile: run %.1f us\n    %5s %-44s %6s %10s %10s %10s\n", r.profiled_run_us, "phase",
+                        "computes", "items", "span us", "work us", "wait us");
+            nlohmann::ordered_json phases = nlohmann::ordered_json::array();
+            double spans = 0;
+            for (const auto& p : r.phases) {
+                std::printf("    %5d %-44.44s %6llu %10.1f %10.1f %10.1f\n", p.number, p.what.c_str(),
+                            static_cast<unsigned long long>(p.items), p.span_us, p.work_us, p.wait_us);
+                spans += p.span_us;
+                phases.push_back({{"phase", p.number},     {"computes", p.what},     {"instances", p.instances},
+                                  {"items", p.items},      {"span_us", p.span_us},   {"work_us", p.work_us},
+                                  {"wait_us", p.wait_us}});
+            }
+            std::printf("    between phases: %.1f us\n", r.profiled_run_us - spans);
+            entry["profile"] = {{"run_us", r.profiled_run_us}, {"between_phases_us", r.profiled_run_us - spans},
+                                {"phases", phases}};
+        }
         results.push_back(entry);
         report.tsv().row(r.shape, r.format, r.strategy, r.context, gpu.median, wall.median,
                          r.loop_wall_us > 0 ? r.loop_wall_us : wall.median, floor_us, floor_us / gpu.median);
@@ -128,6 +148,7 @@ int main(int argc, char** argv) try {
                                  {"formats", formats},
                                  {"strategies", s.strategies},
                                  {"persistent_workgroups", s.persistent_workgroups},
+                                 {"profile", s.profile},
                                  {"contexts", s.contexts},
                                  {"runs", s.runs},
                                  {"tolerance", s.tolerance}};

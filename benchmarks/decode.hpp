@@ -22,6 +22,7 @@ struct settings {
     std::vector<std::string> strategies{"fused", "per_op", "single_dispatch", "persistent"};
     // persistent: the workgroups launched, one variant each ("persistent-<n>"; 0: the device's default, "persistent")
     std::vector<std::uint32_t> persistent_workgroups{0};
+    bool profile = false;  // persistent: also a run with program_options::profile, phase by phase
     double max_seconds = 5;                           // a variant's timed runs at one context stop after this
     double tolerance = 1e-5;                          // relative L2 of the logits against Eigen (f32 arithmetic)
 };
@@ -37,6 +38,15 @@ struct result {
     double rel_l2 = 0;
     std::vector<double> gpu_us, wall_us;  // per token: one run of the whole model at this position
     double loop_wall_us = 0;              // per token, decode_loop generating (no host work between tokens)
+    // --profile, persistent: where one run's time went (program::profile), one entry per phase
+    struct phase {
+        int number = 0;
+        std::string what;
+        std::uint64_t instances = 0, items = 0;
+        double span_us = 0, work_us = 0, wait_us = 0;
+    };
+    std::vector<phase> phases;
+    double profiled_run_us = 0;  // that run's time, first item taken to last finished
 };
 
 // The largest context a build holds (the KV caches' rows).

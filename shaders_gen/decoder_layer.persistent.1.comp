@@ -7,6 +7,9 @@
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
 #extension GL_KHR_memory_scope_semantics : require
+#ifdef VKFUSE_PROFILE
+#extension GL_EXT_shader_realtime_clock : require
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES_1 = 32u;  // invocations per row of phase 1
@@ -162,6 +165,9 @@ void main() {
         barrier();
         const uint vkf_taken = vkf_ticket;  // rewritten only after the barriers below
         if (vkf_taken >= vkf_total) break;
+#ifdef VKFUSE_PROFILE  // program_options::profile: when the item was taken, started and finished
+        const uvec2 vkf_clock_taken = clockRealtime2x32EXT();
+#endif
         uint vkf_rest = vkf_taken;
         uint vkf_phase = 0u, vkf_start = 0u;  // the phase of the item, and its first item
         if (vkf_rest >= ITEMS_1) { vkf_phase = 1u; vkf_start = ITEMS_1; }
@@ -247,6 +253,9 @@ void main() {
             if (vkf_go) break;
         }
         memoryBarrierBuffer();
+#ifdef VKFUSE_PROFILE
+        const uvec2 vkf_clock_started = clockRealtime2x32EXT();
+#endif
         if (vkf_phase == 0u) {
     const uint vkf_items = ITEMS_1;  // the phase's body takes item vkf_item of these
     {  // matvec: q[896], append to k_cache[128], append to v_cache[128]
@@ -539,6 +548,18 @@ void main() {
         }
         memoryBarrierBuffer();
         barrier();  // every invocation's writes are made before the count says so
+#ifdef VKFUSE_PROFILE
+        if (gl_LocalInvocationID.x == 0u) {
+            const uvec2 vkf_clock_finished = clockRealtime2x32EXT();
+            const uint at = 128u + 6u * vkf_taken;
+            vkf_sync[at] = vkf_clock_taken.x;
+            vkf_sync[at + 1u] = vkf_clock_taken.y;
+            vkf_sync[at + 2u] = vkf_clock_started.x;
+            vkf_sync[at + 3u] = vkf_clock_started.y;
+            vkf_sync[at + 4u] = vkf_clock_finished.x;
+            vkf_sync[at + 5u] = vkf_clock_finished.y;
+        }
+#endif
         if (gl_LocalInvocationID.x == 0u) atomicAdd(vkf_sync[32], 1u);
     }
     // the last workgroup to leave zeroes the counters for the next run

@@ -130,3 +130,42 @@ TEST_CASE("persistent: a run that outgrows llvmpipe's loop budget is refused, no
     CHECK(r.ok());
     check_validation_clean();
 }
+
+TEST_CASE("persistent: profile() says where a run's time went, phase by phase") {
+    const vulkan::device_info& d = vkfuse_test::context().device();
+    if (!d.shader_device_clock) {
+        MESSAGE(d.name << " has no shader device clock: nothing to profile with");
+        return;
+    }
+    program<long_model::program_type, strategy::persistent> prog(vkfuse_test::context(),
+                                                                 {.persistent_workgroups = 3, .profile = true});
+    CHECK_THROWS_WITH_AS(prog.profile(), doctest::Contains("nothing has run yet"), usage_error);
+    reference::bindings host = randomize(prog, {.seed = 5, .ranges = {{"lm_head", {-4.0f, 4.0f}}}});
+    prog.set_index("pos", 70);
+    prog.set_index("token", 9);
+    host.indices["pos"] = 70;
+    host.indices["token"] = 9;
+    const verify_report r = check(prog, long_model::program, host);  // profiling changes no result
+    INFO(r.summary());
+    CHECK(r.ok());
+    prog.run();
+    const auto p = prog.profile();
+    constexpr auto& plan = decltype(prog)::plan;
+    REQUIRE(p.phases.size() == static_cast<std::size_t>(plan.kernel_count));
+    for (int k = 0; k < plan.kernel_count; ++k) {
+        const auto& phase = p.phases[static_cast<std::size_t>(k)];
+        INFO("phase " << phase.phase << ": " << phase.what);
+        const bool in_stack = k >= plan.stack_first && k < plan.stack_last;
+        CHECK(phase.instances == (in_stack ? long_cache.layers : 1u));
+        CHECK(phase.items == phase.instances * prog.items(k));
+        CHECK(phase.span_us > 0);
+        CHECK(phase.work_us > 0);
+        CHECK(phase.wait_us >= 0);
+    }
+    CHECK(p.run_us > 0);
+    CHECK(p.span_us <= p.run_us * 1.0001);
+    // only persistent programs are profiled
+    CHECK_THROWS_WITH_AS((program<odd_layer::program_type, strategy::fused>(vkfuse_test::context(), {.profile = true})),
+                         doctest::Contains("profile times the work items of a persistent program"), usage_error);
+    check_validation_clean();
+}

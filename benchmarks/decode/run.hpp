@@ -64,6 +64,26 @@ struct model_data {
     std::vector<double> expected;
 };
 
+// --profile: the same model again with program_options::profile, run at each context, and where each run's time
+// went, phase by phase, stored with that context's result.
+template <class Model>
+void profile_phases(context& ctx, model_data& data, std::uint32_t workgroups, const std::string& variant,
+                    std::string_view shape, std::string_view format, std::vector<result>& out) {
+    using P = program<typename Model::program_type, strategy::persistent>;
+    P prog(ctx, program_options{.persistent_workgroups = workgroups, .profile = true});
+    for (const auto& [name, values] : data.drawn.buffers) prog.upload(name, values);
+    prog.set_index("token", 17);
+    for (result& r : out) {
+        if (r.strategy != variant || r.shape != shape || r.format != format || r.gpu_us.empty()) continue;
+        prog.set_index("pos", r.context - 1);
+        for (int i = 0; i < 5; ++i) prog.run();  // warm; the profile is of the last
+        const auto p = prog.profile();
+        r.profiled_run_us = p.run_us;
+        for (const auto& ph : p.phases)
+            r.phases.push_back({ph.phase, ph.what, ph.instances, ph.items, ph.span_us, ph.work_us, ph.wait_us});
+    }
+}
+
 // `workgroups`: persistent's launch (0: the device's default); the variant is then named persistent-<workgroups>.
 template <class Model, strategy How>
 void run_strategy(context& ctx, const settings& st, model_data& data, std::string_view shape,
@@ -143,6 +163,8 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
         out.push_back(std::move(r));
     }
     if (!verified) return;
+    if constexpr (How == strategy::persistent)
+        if (st.profile) profile_phases<Model>(ctx, data, workgroups, variant, shape, format, out);
     // The loop on the device: a prompt of `context` ids, then 32 new tokens in one submission; its wall time per
     // new token. Skipped where the prompt alone would take more than a few seconds (single_dispatch, long contexts).
     decode_loop loop(prog, {.head_steps = Model::head_steps});

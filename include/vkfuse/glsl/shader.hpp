@@ -43,8 +43,11 @@ constexpr void emit_header(T& t, const plan::program_plan<Cap>& p, const plan::s
          "#extension GL_KHR_shader_subgroup_shuffle : require\n"
          "#endif\n";
     emit_storage_extensions(t, needs_of(p, sh));
-    if (p.how == strategy::persistent)  // atomicLoad: the counter a workgroup waits on
-        t << "#extension GL_KHR_memory_scope_semantics : require\n";
+    if (p.how == strategy::persistent)  // atomicLoad: the counter a workgroup waits on; the clock: profiles
+        t << "#extension GL_KHR_memory_scope_semantics : require\n"
+             "#ifdef VKFUSE_PROFILE\n"
+             "#extension GL_EXT_shader_realtime_clock : require\n"
+             "#endif\n";
     t << "\n"
          "layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device\n";
     if (!one_shader(p.how)) {
@@ -268,6 +271,9 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
       << "        barrier();\n"
       << "        const uint vkf_taken = vkf_ticket;  // rewritten only after the barriers below\n"
       << "        if (vkf_taken >= vkf_total) break;\n"
+      << "#ifdef VKFUSE_PROFILE  // program_options::profile: when the item was taken, started and finished\n"
+      << "        const uvec2 vkf_clock_taken = clockRealtime2x32EXT();\n"
+      << "#endif\n"
       << "        uint vkf_rest = vkf_taken;\n";
     if (p.loop_param >= 0)
         t << "        const uint vkf_position = vkf_rest / vkf_per_position;\n"
@@ -303,7 +309,10 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
       << "            barrier();  // vkf_ready is written again on the next trip\n"
       << "            if (vkf_go) break;\n"
       << "        }\n"
-      << "        memoryBarrierBuffer();\n";
+      << "        memoryBarrierBuffer();\n"
+      << "#ifdef VKFUSE_PROFILE\n"
+      << "        const uvec2 vkf_clock_started = clockRealtime2x32EXT();\n"
+      << "#endif\n";
     for (int k = 0; k < p.kernel_count; ++k) {
         t << (k == 0 ? "        if" : "        } else if") << " (vkf_phase == " << k << "u) {\n"
           << "    const uint vkf_items = ITEMS_" << k + 1 << ";  // the phase's body takes item vkf_item of these\n";
@@ -312,6 +321,18 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
     t << "        }\n"
       << "        memoryBarrierBuffer();\n"
       << "        barrier();  // every invocation's writes are made before the count says so\n"
+      << "#ifdef VKFUSE_PROFILE\n"
+      << "        if (gl_LocalInvocationID.x == 0u) {\n"
+      << "            const uvec2 vkf_clock_finished = clockRealtime2x32EXT();\n"
+      << "            const uint at = " << plan::persistent_sync_words << "u + 6u * vkf_taken;\n"
+      << "            vkf_sync[at] = vkf_clock_taken.x;\n"
+      << "            vkf_sync[at + 1u] = vkf_clock_taken.y;\n"
+      << "            vkf_sync[at + 2u] = vkf_clock_started.x;\n"
+      << "            vkf_sync[at + 3u] = vkf_clock_started.y;\n"
+      << "            vkf_sync[at + 4u] = vkf_clock_finished.x;\n"
+      << "            vkf_sync[at + 5u] = vkf_clock_finished.y;\n"
+      << "        }\n"
+      << "#endif\n"
       << "        if (gl_LocalInvocationID.x == 0u) atomicAdd(vkf_sync[" << plan::persistent_sync_stride << "], 1u);\n"
       << "    }\n"
       << "    // the last workgroup to leave zeroes the counters for the next run\n"

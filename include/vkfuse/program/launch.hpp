@@ -36,6 +36,10 @@ struct program_options {
     // is what the device keeps resident at once. 0: four per multiprocessor where the driver reports them
     // (device_info::compute_units), one per hardware thread on a CPU device, else 256.
     std::uint32_t persistent_workgroups = 0;
+    // persistent: each work item notes, by the device's shader clock (VK_KHR_shader_clock), when it was taken,
+    // started and finished, and program::profile() says where a run's time went, phase by phase. Costs a few stores
+    // per item; off by default.
+    bool profile = false;
 };
 
 // The launch geometry chosen for a device.
@@ -52,6 +56,7 @@ struct launch_config {
     // The device ends a shader's loops after a fixed number of trips in all (llvmpipe, 65535): waits are unrolled
     // (VKFUSE_LOOP_BUDGET).
     bool loop_budget = false;
+    bool profile = false;  // persistent: work items note their times (VKFUSE_PROFILE)
 
     // What the plan's lanes rule (plan::choose_lanes) needs to know.
     plan::launch_facts facts() const { return {workgroup_size, lanes, matvec_threads, fixed_lanes}; }
@@ -64,6 +69,7 @@ struct launch_config {
         if (storage_16bit) text += "#define VKFUSE_STORAGE_16BIT 1\n";
         if (storage_8bit) text += "#define VKFUSE_STORAGE_8BIT 1\n";
         if (loop_budget) text += "#define VKFUSE_LOOP_BUDGET 1\n";
+        if (profile) text += "#define VKFUSE_PROFILE 1\n";
         return text;
     }
 };
@@ -107,6 +113,10 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
                                                           : 4 * d.compute_units;
     c.persistent_workgroups = std::min(c.persistent_workgroups, d.max_workgroup_count[0]);
     c.loop_budget = d.driver_name == "llvmpipe" || d.name.find("llvmpipe") != std::string::npos;
+    c.profile = o.profile;
+    if (o.profile && !d.shader_device_clock)
+        throw usage_error("vkfuse program: profile needs the shader device clock of VK_KHR_shader_clock, which " +
+                          d.name + " does not offer; leave profile off on this device.");
     return c;
 }
 

@@ -91,6 +91,9 @@ public:
     explicit program(context& ctx, program_options options = {})
         : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options, How == strategy::single_dispatch)),
           lock_(std::make_unique<std::mutex>()) {
+        if (options.profile && How != strategy::persistent)
+            throw usage_error("vkfuse program: profile times the work items of a persistent program; this one is " +
+                              std::string(strategy_name(How)) + ", whose dispatches the sequence's timestamps time.");
         fit_shared_memory(options.workgroup_size == 0);
         std::uint32_t limit = ctx.device().max_storage_buffers_per_stage;
         if (options.max_bindings != 0) limit = std::min(limit, options.max_bindings);
@@ -333,6 +336,8 @@ public:
         const vulkan::timing t = sequence_->run();
         mark_outputs_written();
         check_loop_budget();
+        last_run_ = t;
+        ran_ = true;
         return t;
     }
 
@@ -411,6 +416,89 @@ public:
         const std::uint64_t groups = vkfuse::plan::workgroups(plan.kernels[k], launch_.workgroup_size, lanes(k));
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(groups, launch_.persistent_workgroups));
     }
+    // persistent: the work items of one run (every phase, layer and position).
+    std::uint64_t items_per_run() const {
+        std::uint64_t n = 0;
+        each_instance([&](int k, std::uint64_t) { n += items(k); });
+        return n;
+    }
+
+    // How a persistent program's last run spent its time, phase by phase (program_options::profile). A phase's
+    // instances (one per layer and position) are summed: `span_us` from its first item's start to its last item's
+    // finish, `work_us` the items' own time (start to finish) and `wait_us` their time between being taken and
+    // starting (waiting for the phase before) — both summed over items, so across workgroups they may exceed the
+    // span. Clock ticks are turned into microseconds by the run's GPU time (the shader clock's unit is the device's).
+    struct phase_time {
+        int phase = 0;  // the kernel, as describe() numbers it from 1
+        std::string what;
+        std::uint64_t instances = 0, items = 0;
+        double span_us = 0, work_us = 0, wait_us = 0;
+    };
+    struct run_profile {
+        double run_us = 0;         // the run: first item taken to last item finished
+        double span_us = 0;        // the phases' spans added up (the rest of run_us: between phases)
+        std::vector<phase_time> phases;
+    };
+    run_profile profile() const {
+        std::lock_guard lock(*lock_);
+        if constexpr (How != strategy::persistent) {
+            throw usage_error("vkfuse program: profile() is for persistent programs.");
+        } else {
+            if (!launch_.profile)
+                throw usage_error("vkfuse program: profile() needs program_options::profile set at construction.");
+            if (!ran_) throw usage_error("vkfuse program: profile() describes the last run; nothing has run yet.");
+            const std::uint64_t total = items_per_run();
+            std::vector<std::uint32_t> words(static_cast<std::size_t>(6 * total));
+            scratch_.front().sync->download_at(4 * vkfuse::plan::persistent_sync_words,
+                                               std::as_writable_bytes(std::span(words)));
+            auto at = [&](std::uint64_t item, int which) {
+                return std::uint64_t{words[6 * item + 2 * which]} | std::uint64_t{words[6 * item + 2 * which + 1]} << 32;
+            };
+            run_profile out;
+            for (int k = 0; k < plan.kernel_count; ++k) {
+                phase_time p;
+                p.phase = k + 1;
+                p.what = std::string(vkfuse::plan::kind_name(plan.kernels[k].kind));
+                for (int r = 0; r < plan.kernels[k].segment_count; ++r) {
+                    std::string label;
+                    string_sink sink{&label};
+                    vkfuse::text<string_sink> t(sink);
+                    plan.label(t, plan.kernels[k].segments[r].root);
+                    p.what += (r ? ", " : " ") + label;
+                }
+                out.phases.push_back(std::move(p));
+            }
+            std::uint64_t first_taken = ~std::uint64_t{0}, last_finished = 0, item = 0;
+            std::vector<double> span_ticks(static_cast<std::size_t>(plan.kernel_count)),
+                work_ticks(span_ticks.size()), wait_ticks(span_ticks.size());
+            each_instance([&](int k, std::uint64_t) {
+                std::uint64_t start = ~std::uint64_t{0}, finish = 0;
+                for (std::uint32_t i = 0; i < items(k); ++i, ++item) {
+                    start = std::min(start, at(item, 1));
+                    finish = std::max(finish, at(item, 2));
+                    first_taken = std::min(first_taken, at(item, 0));
+                    last_finished = std::max(last_finished, at(item, 2));
+                    work_ticks[static_cast<std::size_t>(k)] += static_cast<double>(at(item, 2) - at(item, 1));
+                    wait_ticks[static_cast<std::size_t>(k)] += static_cast<double>(at(item, 1) - at(item, 0));
+                }
+                span_ticks[static_cast<std::size_t>(k)] += static_cast<double>(finish - start);
+                out.phases[static_cast<std::size_t>(k)].instances += 1;
+                out.phases[static_cast<std::size_t>(k)].items += items(k);
+            });
+            const double ticks = static_cast<double>(last_finished - first_taken);
+            const double run_us = (std::isnan(last_run_.gpu_ns) ? last_run_.wall_ns : last_run_.gpu_ns) / 1e3;
+            const double us_per_tick = ticks > 0 ? run_us / ticks : 0;
+            out.run_us = ticks * us_per_tick;
+            for (std::size_t k = 0; k < out.phases.size(); ++k) {
+                out.phases[k].span_us = span_ticks[k] * us_per_tick;
+                out.phases[k].work_us = work_ticks[k] * us_per_tick;
+                out.phases[k].wait_us = wait_ticks[k] * us_per_tick;
+                out.span_us += out.phases[k].span_us;
+            }
+            return out;
+        }
+    }
+
     // Buffers of shader s, in binding order.
     static std::vector<int> shader_buffers(int s) {
         const vkfuse::plan::shader_record sh = plan.shader(s);
@@ -479,6 +567,26 @@ public:
     }
 
 private:
+    // persistent: calls f(kernel, first work item) for every phase instance of a run, in the order the shader numbers
+    // the items: per position, the phases before the stack, the stack's once per layer, the phases after it.
+    template <class F>
+    void each_instance(F f) const {
+        const int first = plan.stacked() ? plan.stack_first : plan.kernel_count;
+        const int last = plan.stacked() ? plan.stack_last : plan.kernel_count;
+        std::uint64_t item = 0;
+        const std::uint32_t positions = plan.loop_param >= 0 ? plan.loop_count : 1u;
+        auto phase = [&](int k) {
+            f(k, item);
+            item += items(k);
+        };
+        for (std::uint32_t p = 0; p < positions; ++p) {
+            for (int k = 0; k < first; ++k) phase(k);
+            for (int layer = 0; layer < (plan.stacked() ? layers : 1); ++layer)
+                for (int k = first; k < last; ++k) phase(k);
+            for (int k = last; k < plan.kernel_count; ++k) phase(k);
+        }
+    }
+
     // Copies of buffer b: a stack's per-layer weights and states have one per layer, everything else one. Under fused
     // and per_op each copy is a buffer of its own, bound to its layer's dispatches, and the hidden state a stack
     // carries is one buffer per end plus hidden_ between layers. Under single_dispatch and persistent the shader indexes the layers
@@ -819,8 +927,10 @@ private:
                                 vulkan::buffer(*ctx_, static_cast<std::size_t>(4 * heads)), {}});
             scratch_.back().arrivals.fill(0u);
             if (How == strategy::persistent) {
-                scratch_.back().sync = std::make_unique<vulkan::buffer>(
-                    *ctx_, std::size_t{4} * vkfuse::plan::persistent_sync_words);
+                // profiling: 6 words per work item of a run after the counters (taken, started, finished)
+                const std::uint64_t words =
+                    vkfuse::plan::persistent_sync_words + (launch_.profile ? 6 * items_per_run() : 0);
+                scratch_.back().sync = std::make_unique<vulkan::buffer>(*ctx_, static_cast<std::size_t>(4 * words));
                 scratch_.back().sync->fill(0u);
             }
         }
@@ -1003,6 +1113,8 @@ private:
         return nullptr;
     }
     std::vector<bool> param_set_;
+    vulkan::timing last_run_;  // run()'s, for profile()
+    bool ran_ = false;
     std::unique_ptr<vulkan::sequence> sequence_;
     std::size_t recordings_ = 0;
 };

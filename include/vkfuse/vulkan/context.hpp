@@ -78,6 +78,8 @@ struct device_info {
     // VK_AMD_shader_core_properties; a CPU device's hardware threads; 0 where unknown. A persistent program
     // launches a few workgroups per unit.
     std::uint32_t compute_units = 0;
+    // VK_KHR_shader_clock's device clock (enabled when present): a persistent program can time its work items.
+    bool shader_device_clock = false;
 
     std::string summary() const;
 };
@@ -746,6 +748,15 @@ inline void context::read_device_info() {
         "vkEnumerateDeviceExtensionProperties", "listing device extensions");
     portability_subset_ = detail::has_extension(extensions, "VK_KHR_portability_subset");
     read_compute_units(extensions);
+    if (detail::has_extension(extensions, VK_KHR_SHADER_CLOCK_EXTENSION_NAME)) {
+        VkPhysicalDeviceShaderClockFeaturesKHR clock{};
+        clock.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR;
+        VkPhysicalDeviceFeatures2 features{};
+        features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+        features.pNext = &clock;
+        fn.vkGetPhysicalDeviceFeatures2(physical_device_, &features);
+        info_.shader_device_clock = clock.shaderDeviceClock == VK_TRUE;
+    }
 
     // For Vulkan 1.3 glslang emits SPIR-V 1.6, which expresses local_size_x_id as the LocalSizeId execution mode, and
     // that needs the maintenance4 feature. It is mandatory in 1.3, but a device that lacks it still gets SPIR-V 1.5.
@@ -801,13 +812,23 @@ inline void context::create_device() {
     storage16.pNext = api_version_ >= VK_API_VERSION_1_2 ? static_cast<void*>(&storage8)
                                                          : (maintenance4_ ? static_cast<void*>(&features13) : nullptr);
 
+    // The shader clock, for timing a persistent program's work items (program_options::profile).
+    VkPhysicalDeviceShaderClockFeaturesKHR clock{};
+    clock.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR;
+    clock.shaderDeviceClock = VK_TRUE;
+    clock.pNext = storage16.pNext;
+    if (info_.shader_device_clock) storage16.pNext = &clock;
+    std::vector<const char*> extensions;
+    if (portability_subset_) extensions.push_back(portability);
+    if (info_.shader_device_clock) extensions.push_back(VK_KHR_SHADER_CLOCK_EXTENSION_NAME);
+
     VkDeviceCreateInfo info{};
     info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
     info.pNext = &storage16;
     info.queueCreateInfoCount = 1;
     info.pQueueCreateInfos = &queue_info;
-    info.enabledExtensionCount = portability_subset_ ? 1u : 0u;
-    info.ppEnabledExtensionNames = portability_subset_ ? &portability : nullptr;
+    info.enabledExtensionCount = static_cast<std::uint32_t>(extensions.size());
+    info.ppEnabledExtensionNames = extensions.empty() ? nullptr : extensions.data();
 
     VkDevice device = VK_NULL_HANDLE;
     detail::check(instance_.fn.vkCreateDevice(physical_device_, &info, nullptr, &device), "vkCreateDevice",
