@@ -66,7 +66,8 @@ int main(int argc, char** argv) try {
                     "persistent: workgroups launched, a variant each (0: the device's default)")
         ->delimiter(',');
     cli.flags().add_flag("--profile", s.profile,
-                         "persistent: also where each run's time goes, phase by phase (the shader clock)");
+                         "also where each run's time goes, kernel by kernel (timestamps; persistent: the shader "
+                         "clock); not for single_dispatch");
     cli.flags()
         .add_option("--contexts", s.contexts, "positions attended (1 to 1024)")
         ->delimiter(',')

@@ -22,7 +22,7 @@ struct settings {
     std::vector<std::string> strategies{"fused", "per_op", "single_dispatch", "persistent"};
     // persistent: the workgroups launched, one variant each ("persistent-<n>"; 0: the device's default, "persistent")
     std::vector<std::uint32_t> persistent_workgroups{0};
-    bool profile = false;  // persistent: also a run with program_options::profile, phase by phase
+    bool profile = false;  // also a run with program_options::profile: kernel by kernel (not single_dispatch)
     double max_seconds = 5;                           // a variant's timed runs at one context stop after this
     double tolerance = 1e-5;                          // relative L2 of the logits against Eigen (f32 arithmetic)
 };
@@ -38,7 +38,7 @@ struct result {
     double rel_l2 = 0;
     std::vector<double> gpu_us, wall_us;  // per token: one run of the whole model at this position
     double loop_wall_us = 0;              // per token, decode_loop generating (no host work between tokens)
-    // --profile, persistent: where one run's time went (program::profile), one entry per phase
+    // --profile: where one run's time went (program::profile), one entry per kernel
     struct phase {
         int number = 0;
         std::string what;

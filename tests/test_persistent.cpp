@@ -164,8 +164,43 @@ TEST_CASE("persistent: profile() says where a run's time went, phase by phase") 
     }
     CHECK(p.run_us > 0);
     CHECK(p.span_us <= p.run_us * 1.0001);
-    // only persistent programs are profiled
-    CHECK_THROWS_WITH_AS((program<odd_layer::program_type, strategy::fused>(vkfuse_test::context(), {.profile = true})),
-                         doctest::Contains("profile times the work items of a persistent program"), usage_error);
+    check_validation_clean();
+}
+
+TEST_CASE("profile() of fused and per_op programs times each dispatch, kernel by kernel") {
+    const vulkan::device_info& d = vkfuse_test::context().device();
+    if (!d.timestamps) {
+        MESSAGE(d.name << " has no timestamps on its compute queue: nothing to profile with");
+        return;
+    }
+    auto check_kernels = [&]<strategy S>(strategy_tag<S>) {
+        program<long_model::program_type, S> prog(vkfuse_test::context(), {.profile = true});
+        randomize(prog, {.seed = 6});
+        prog.set_index("pos", 40);
+        prog.set_index("token", 3);
+        const vulkan::timing t = prog.run();
+        const auto p = prog.profile();
+        constexpr auto& plan = decltype(prog)::plan;
+        REQUIRE(p.phases.size() == static_cast<std::size_t>(plan.kernel_count));
+        std::uint64_t dispatches = 0;
+        for (int k = 0; k < plan.kernel_count; ++k) {
+            const auto& phase = p.phases[static_cast<std::size_t>(k)];
+            INFO(strategy_name(S) << " kernel " << phase.phase << ": " << phase.what);
+            const bool in_stack = k >= plan.stack_first && k < plan.stack_last;
+            CHECK(phase.instances == (in_stack ? long_cache.layers : 1u));
+            CHECK(phase.span_us >= 0);
+            dispatches += phase.instances;
+        }
+        CHECK(dispatches == static_cast<std::uint64_t>(decltype(prog)::dispatch_count));
+        CHECK(p.run_us == doctest::Approx(t.gpu_ns / 1e3));
+        CHECK(p.span_us <= p.run_us * 1.0001);  // every dispatch's time, from the end of the one before
+        CHECK(p.span_us >= p.run_us * 0.5);
+    };
+    check_kernels(fused);
+    check_kernels(per_op);
+    // single_dispatch is one workgroup doing every phase in turn: nothing to split by kernel
+    CHECK_THROWS_WITH_AS(
+        (program<odd_layer::program_type, strategy::single_dispatch>(vkfuse_test::context(), {.profile = true})),
+        doctest::Contains("profile the persistent or fused program"), usage_error);
     check_validation_clean();
 }

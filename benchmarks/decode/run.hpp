@@ -65,11 +65,12 @@ struct model_data {
 };
 
 // --profile: the same model again with program_options::profile, run at each context, and where each run's time
-// went, phase by phase, stored with that context's result.
-template <class Model>
+// went, kernel by kernel (a timestamp after every dispatch; persistent: its work items' shader clocks), stored with
+// that context's result.
+template <class Model, strategy How>
 void profile_phases(context& ctx, model_data& data, std::uint32_t workgroups, const std::string& variant,
                     std::string_view shape, std::string_view format, std::vector<result>& out) {
-    using P = program<typename Model::program_type, strategy::persistent>;
+    using P = program<typename Model::program_type, How>;
     P prog(ctx, program_options{.persistent_workgroups = workgroups, .profile = true});
     for (const auto& [name, values] : data.drawn.buffers) prog.upload(name, values);
     prog.set_index("token", 17);
@@ -163,8 +164,8 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
         out.push_back(std::move(r));
     }
     if (!verified) return;
-    if constexpr (How == strategy::persistent)
-        if (st.profile) profile_phases<Model>(ctx, data, workgroups, variant, shape, format, out);
+    if constexpr (How != strategy::single_dispatch)
+        if (st.profile) profile_phases<Model, How>(ctx, data, workgroups, variant, shape, format, out);
     // The loop on the device: a prompt of `context` ids, then 32 new tokens in one submission; its wall time per
     // new token. Skipped where the prompt alone would take more than a few seconds (single_dispatch, long contexts).
     decode_loop loop(prog, {.head_steps = Model::head_steps});

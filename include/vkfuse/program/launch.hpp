@@ -36,9 +36,10 @@ struct program_options {
     // is what the device keeps resident at once. 0: four per multiprocessor where the driver reports them
     // (device_info::compute_units), one per hardware thread on a CPU device, else 256.
     std::uint32_t persistent_workgroups = 0;
-    // persistent: each work item notes, by the device's shader clock (VK_KHR_shader_clock), when it was taken,
-    // started and finished, and program::profile() says where a run's time went, phase by phase. Costs a few stores
-    // per item; off by default.
+    // program::profile() says where a run's time went, kernel by kernel: fused and per_op from a timestamp after
+    // every dispatch (the queue's timestamps), persistent from its work items noting when each was taken, started
+    // and finished by the shader clock (VK_KHR_shader_clock's device clock). Costs a few stores per dispatch or work
+    // item; off by default. Not for single_dispatch (one phase after another in one workgroup, nothing to split).
     bool profile = false;
 };
 
@@ -114,9 +115,6 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
     c.persistent_workgroups = std::min(c.persistent_workgroups, d.max_workgroup_count[0]);
     c.loop_budget = d.driver_name == "llvmpipe" || d.name.find("llvmpipe") != std::string::npos;
     c.profile = o.profile;
-    if (o.profile && !d.shader_device_clock)
-        throw usage_error("vkfuse program: profile needs the shader device clock of VK_KHR_shader_clock, which " +
-                          d.name + " does not offer; leave profile off on this device.");
     return c;
 }
 

@@ -91,9 +91,19 @@ public:
     explicit program(context& ctx, program_options options = {})
         : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options, How == strategy::single_dispatch)),
           lock_(std::make_unique<std::mutex>()) {
-        if (options.profile && How != strategy::persistent)
-            throw usage_error("vkfuse program: profile times the work items of a persistent program; this one is " +
-                              std::string(strategy_name(How)) + ", whose dispatches the sequence's timestamps time.");
+        if (options.profile) {
+            const vulkan::device_info& d = ctx.device();
+            if (How == strategy::single_dispatch)
+                throw usage_error("vkfuse program: profile splits a run's time by kernel, and a single_dispatch "
+                                  "program is one workgroup doing every phase in turn; profile the persistent or "
+                                  "fused program of the same description instead.");
+            if (How == strategy::persistent && !d.shader_device_clock)
+                throw usage_error("vkfuse program: profiling a persistent program needs the shader device clock of "
+                                  "VK_KHR_shader_clock, which " + d.name + " does not offer.");
+            if (How != strategy::persistent && !d.timestamps)
+                throw usage_error("vkfuse program: profile needs timestamps on the compute queue, which " + d.name +
+                                  " does not offer.");
+        }
         fit_shared_memory(options.workgroup_size == 0);
         std::uint32_t limit = ctx.device().max_storage_buffers_per_stage;
         if (options.max_bindings != 0) limit = std::min(limit, options.max_bindings);
@@ -423,30 +433,44 @@ public:
         return n;
     }
 
-    // How a persistent program's last run spent its time, phase by phase (program_options::profile). A phase's
-    // instances (one per layer and position) are summed: `span_us` from its first item's start to its last item's
-    // finish, `work_us` the items' own time (start to finish) and `wait_us` their time between being taken and
-    // starting (waiting for the phase before) — both summed over items, so across workgroups they may exceed the
-    // span. Clock ticks are turned into microseconds by the run's GPU time (the shader clock's unit is the device's).
+    // Where the last run's time went, kernel by kernel (program_options::profile). Under fused and per_op each kernel's
+    // dispatches (one per layer and position) are timed by the queue's timestamps: `span_us` is their time summed,
+    // barriers included. Under persistent, a kernel is a phase of the one dispatch, and its instances are summed:
+    // `span_us` from its first work item's start to its last one's finish, `work_us` the items' own time (start to
+    // finish) and `wait_us` their time between being taken and starting (waiting for the phase before) — both summed
+    // over items, so across workgroups they may exceed the span; the shader clock's ticks are scaled to the run's GPU
+    // time. `run_us` is the whole run; what the spans leave of it passed between phases.
     struct phase_time {
         int phase = 0;  // the kernel, as describe() numbers it from 1
         std::string what;
-        std::uint64_t instances = 0, items = 0;
+        std::uint64_t instances = 0, items = 0;  // items: workgroups (fused, per_op) or work items (persistent)
         double span_us = 0, work_us = 0, wait_us = 0;
     };
     struct run_profile {
-        double run_us = 0;         // the run: first item taken to last item finished
-        double span_us = 0;        // the phases' spans added up (the rest of run_us: between phases)
+        double run_us = 0;
+        double span_us = 0;  // the phases' spans added up
         std::vector<phase_time> phases;
     };
     run_profile profile() const {
         std::lock_guard lock(*lock_);
-        if constexpr (How != strategy::persistent) {
-            throw usage_error("vkfuse program: profile() is for persistent programs.");
-        } else {
-            if (!launch_.profile)
-                throw usage_error("vkfuse program: profile() needs program_options::profile set at construction.");
-            if (!ran_) throw usage_error("vkfuse program: profile() describes the last run; nothing has run yet.");
+        if (!launch_.profile)
+            throw usage_error("vkfuse program: profile() needs program_options::profile set at construction.");
+        if (!ran_) throw usage_error("vkfuse program: profile() describes the last run(); nothing has run yet.");
+        run_profile out;
+        for (int k = 0; k < plan.kernel_count; ++k) {
+            phase_time p;
+            p.phase = k + 1;
+            p.what = std::string(vkfuse::plan::kind_name(plan.kernels[k].kind));
+            for (int r = 0; r < plan.kernels[k].segment_count; ++r) {
+                std::string label;
+                string_sink sink{&label};
+                vkfuse::text<string_sink> t(sink);
+                plan.label(t, plan.kernels[k].segments[r].root);
+                p.what += (r ? ", " : " ") + label;
+            }
+            out.phases.push_back(std::move(p));
+        }
+        if constexpr (How == strategy::persistent) {
             const std::uint64_t total = items_per_run();
             std::vector<std::uint32_t> words(static_cast<std::size_t>(6 * total));
             scratch_.front().sync->download_at(4 * vkfuse::plan::persistent_sync_words,
@@ -454,20 +478,6 @@ public:
             auto at = [&](std::uint64_t item, int which) {
                 return std::uint64_t{words[6 * item + 2 * which]} | std::uint64_t{words[6 * item + 2 * which + 1]} << 32;
             };
-            run_profile out;
-            for (int k = 0; k < plan.kernel_count; ++k) {
-                phase_time p;
-                p.phase = k + 1;
-                p.what = std::string(vkfuse::plan::kind_name(plan.kernels[k].kind));
-                for (int r = 0; r < plan.kernels[k].segment_count; ++r) {
-                    std::string label;
-                    string_sink sink{&label};
-                    vkfuse::text<string_sink> t(sink);
-                    plan.label(t, plan.kernels[k].segments[r].root);
-                    p.what += (r ? ", " : " ") + label;
-                }
-                out.phases.push_back(std::move(p));
-            }
             std::uint64_t first_taken = ~std::uint64_t{0}, last_finished = 0, item = 0;
             std::vector<double> span_ticks(static_cast<std::size_t>(plan.kernel_count)),
                 work_ticks(span_ticks.size()), wait_ticks(span_ticks.size());
@@ -493,10 +503,23 @@ public:
                 out.phases[k].span_us = span_ticks[k] * us_per_tick;
                 out.phases[k].work_us = work_ticks[k] * us_per_tick;
                 out.phases[k].wait_us = wait_ticks[k] * us_per_tick;
-                out.span_us += out.phases[k].span_us;
             }
-            return out;
+        } else {
+            const std::vector<double> ns = sequence_->dispatch_ns();
+            std::size_t i = 0;
+            for (const vulkan::dispatch& d : record_dispatches()) {
+                const int k = static_cast<int>(d.k - kernels_.data());
+                phase_time& p = out.phases[static_cast<std::size_t>(k)];
+                p.instances += 1;
+                p.items += d.groups[0];
+                if (i < ns.size()) p.span_us += ns[i] / 1e3;
+                ++i;
+            }
+            for (phase_time& p : out.phases) p.work_us = p.span_us;
+            out.run_us = last_run_.gpu_ns / 1e3;
         }
+        for (const phase_time& p : out.phases) out.span_us += p.span_us;
+        return out;
     }
 
     // Buffers of shader s, in binding order.
@@ -1036,7 +1059,8 @@ private:
                                   (plan.g[plan.params[i]].dtype == dtype_code::u32 ? "set_index" : "set_param") +
                                   " before run().");
         if (sequence_) return;
-        sequence_ = std::make_unique<vulkan::sequence>(*ctx_, record_dispatches());
+        sequence_ = std::make_unique<vulkan::sequence>(*ctx_, record_dispatches(), 1,
+                                                       launch_.profile && !one_shader(How));
         ++recordings_;
     }
 

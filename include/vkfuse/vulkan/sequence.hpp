@@ -55,12 +55,13 @@ std::vector<std::byte> pack_push_constants(const T&... values) {
 // consecutive dispatches, and makes shader writes visible to uniform reads too, so a kernel may advance the
 // parameter block others read) and of all earlier uploads and fills. With `repeat`, the whole list is recorded that
 // many times over, one descriptor set per dispatch serving every repetition: a decode loop of many tokens in one
-// command buffer. Timestamps bracket everything. The kernels and buffers must outlive the sequence, and a sequence
-// must not run on two threads at once.
+// command buffer. Timestamps bracket everything, and with `time_each_dispatch` follow every dispatch too
+// (dispatch_ns()). The kernels and buffers must outlive the sequence, and a sequence must not run on two threads at
+// once.
 class sequence {
 public:
     sequence() = default;
-    sequence(context& ctx, std::vector<dispatch> dispatches, std::uint32_t repeat = 1);
+    sequence(context& ctx, std::vector<dispatch> dispatches, std::uint32_t repeat = 1, bool time_each_dispatch = false);
     sequence(sequence&&) noexcept = default;
     sequence& operator=(sequence&&) noexcept = default;
     sequence(const sequence&) = delete;
@@ -74,6 +75,10 @@ public:
     // per-dispatch submission overhead with run(). gpu_ns spans from the first dispatch's start to the last one's end,
     // so it includes the idle gaps between submissions.
     timing run_each_submitted();
+    // With time_each_dispatch, after run(): each dispatch's time in the last submission, in recording order (every
+    // repetition's), from the end of the one before (or the start) to its end, barriers included. Empty where the
+    // queue has no timestamps.
+    std::vector<double> dispatch_ns() const;
 
     std::size_t dispatch_count() const noexcept { return dispatches_.size() * repeat_; }
     bool empty() const noexcept { return !command_pool_; }
@@ -81,12 +86,17 @@ public:
 
 private:
     void record(VkCommandBuffer commands, std::size_t first, std::size_t last, bool open_timing, bool close_timing);
+    // the start and the end, then one after each dispatch of the recording where time_each_ is set
+    std::uint32_t query_count() const {
+        return 2 + (time_each_ ? static_cast<std::uint32_t>(dispatches_.size() * repeat_) : 0u);
+    }
     double gpu_time_ns() const;
     void require_contents(const char* operation) const;
 
     context* context_ = nullptr;
     std::vector<dispatch> dispatches_;
     std::uint32_t repeat_ = 1;
+    bool time_each_ = false;
     detail::device_child<VkDescriptorPool> descriptor_pool_;
     std::vector<VkDescriptorSet> sets_;  // freed with descriptor_pool_
     detail::device_child<VkQueryPool> queries_;
@@ -96,8 +106,8 @@ private:
     detail::device_child<VkFence> fence_;
 };
 
-inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches, std::uint32_t repeat)
-    : context_(&ctx), dispatches_(std::move(dispatches)), repeat_(repeat) {
+inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches, std::uint32_t repeat, bool time_each_dispatch)
+    : context_(&ctx), dispatches_(std::move(dispatches)), repeat_(repeat), time_each_(time_each_dispatch) {
     const device_info& info = ctx.device();
     if (dispatches_.empty()) throw usage_error("vkfuse: a sequence needs at least one dispatch.");
     if (repeat == 0) throw usage_error("vkfuse: a sequence repeated 0 times; repeat must be at least 1.");
@@ -206,7 +216,7 @@ inline sequence::sequence(context& ctx, std::vector<dispatch> dispatches, std::u
         VkQueryPoolCreateInfo query_info{};
         query_info.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
         query_info.queryType = VK_QUERY_TYPE_TIMESTAMP;
-        query_info.queryCount = 2;
+        query_info.queryCount = query_count();
         VkQueryPool queries = VK_NULL_HANDLE;
         detail::check(fn.vkCreateQueryPool(device, &query_info, nullptr, &queries), "vkCreateQueryPool", doing);
         queries_ = {device, queries, fn.vkDestroyQueryPool};
@@ -247,7 +257,7 @@ inline void sequence::record(VkCommandBuffer commands, std::size_t first, std::s
     detail::check(fn.vkBeginCommandBuffer(commands, &begin), "vkBeginCommandBuffer", doing);
 
     if (open_timing && queries_) {
-        fn.vkCmdResetQueryPool(commands, *queries_, 0, 2);
+        fn.vkCmdResetQueryPool(commands, *queries_, 0, query_count());
         fn.vkCmdWriteTimestamp(commands, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, *queries_, 0);
     }
 
@@ -283,6 +293,9 @@ inline void sequence::record(VkCommandBuffer commands, std::size_t first, std::s
             fn.vkCmdPushConstants(commands, d.k->pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0,
                                   static_cast<std::uint32_t>(d.push_constants.size()), d.push_constants.data());
         fn.vkCmdDispatch(commands, d.groups[0], d.groups[1], d.groups[2]);
+        if (time_each_ && queries_ && first == 0 && last == dispatches_.size())  // not run_each_submitted
+            fn.vkCmdWriteTimestamp(commands, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, *queries_,
+                                   static_cast<std::uint32_t>(2 + step));
     }
 
     if (close_timing && queries_)
@@ -296,6 +309,23 @@ inline void sequence::require_contents(const char* operation) const {
     if (empty())
         throw usage_error(std::string("vkfuse: ") + operation +
                           " on an empty vkfuse::vulkan::sequence (default-constructed or moved from).");
+}
+
+inline std::vector<double> sequence::dispatch_ns() const {
+    if (!queries_ || !time_each_) return {};
+    std::vector<std::uint64_t> ticks(query_count());
+    detail::check(context_->fn().vkGetQueryPoolResults(context_->vk_device(), *queries_, 0, query_count(),
+                                                       ticks.size() * sizeof(std::uint64_t), ticks.data(),
+                                                       sizeof(std::uint64_t),
+                                                       VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+                  "vkGetQueryPoolResults", "reading a sequence's per-dispatch timestamps");
+    const std::uint32_t bits = context_->timestamp_valid_bits();
+    const std::uint64_t mask = bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1;
+    std::vector<double> out;
+    for (std::size_t i = 2; i < ticks.size(); ++i)
+        out.push_back(static_cast<double>((ticks[i] - ticks[i == 2 ? 0 : i - 1]) & mask) *
+                      context_->device().timestamp_period_ns);
+    return out;
 }
 
 inline double sequence::gpu_time_ns() const {
