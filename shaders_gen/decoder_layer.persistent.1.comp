@@ -568,10 +568,7 @@ void main() {
         vkf_sync[32] = 0u;
         vkf_sync[64] = 0u;
     }
-#ifdef VKFUSE_LOOP_BUDGET
-    // Once the budget is spent every loop ends at its first trip, silently: a loop that should make two trips
-    // and makes one says so to the runtime, which refuses the results (its bound is not a constant, so no
-    // compiler unrolls it away).
+#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe: did this invocation's loops run out of trips?
     uint vkf_trips = 0u;
     for (uint i = 0u; i < min(gl_NumWorkGroups.x, 1u) + 1u; ++i) ++vkf_trips;
     if (vkf_trips != min(gl_NumWorkGroups.x, 1u) + 1u) atomicOr(vkf_sync[96], 1u);

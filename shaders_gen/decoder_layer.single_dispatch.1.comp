@@ -47,8 +47,9 @@ layout(set = 0, binding = 18, std430) coherent restrict buffer Binding18 { float
 layout(set = 0, binding = 19, std430) coherent restrict buffer Binding19 { float p_y[]; };  // output y: f32[896]
 layout(set = 0, binding = 20, std430) coherent readonly buffer Binding20v4 { vec4 t46_v4[]; };
 layout(set = 0, binding = 20, std430) coherent restrict buffer Binding20 { float t46[]; };  // temporary: f32[4864]
+layout(set = 0, binding = 21, std430) coherent buffer Sync { uint vkf_sync[]; };  // says when llvmpipe's loop budget ran out
 
-layout(set = 0, binding = 21, std140) uniform Params {  // runtime scalars, written by the host before a run
+layout(set = 0, binding = 22, std140) uniform Params {  // runtime scalars, written by the host before a run
     uint p_pos;
 } params;
 
@@ -431,4 +432,9 @@ void main() {
             }
         }
     }
+#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe: did this invocation's loops run out of trips?
+    uint vkf_trips = 0u;
+    for (uint i = 0u; i < min(gl_NumWorkGroups.x, 1u) + 1u; ++i) ++vkf_trips;
+    if (vkf_trips != min(gl_NumWorkGroups.x, 1u) + 1u) atomicOr(vkf_sync[96], 1u);
+#endif
 }

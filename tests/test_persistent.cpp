@@ -113,7 +113,7 @@ constexpr auto over_budget =
     repeat<"pos", 40>(layer_graph(append(budget_out, budget_w * embedding(budget_xs, budget_pos), budget_pos)));
 } // namespace
 
-TEST_CASE("persistent: a run that outgrows llvmpipe's loop budget is refused, not returned wrong") {
+TEST_CASE("persistent: a run that outgrows llvmpipe's loop budget is refused, not returned wrong (single_dispatch too)") {
     const vulkan::device_info& d = vkfuse_test::context().device();
     if (d.driver_name != "llvmpipe") {
         MESSAGE("not llvmpipe (" << d.name << "): no loop budget to outgrow");
@@ -123,6 +123,11 @@ TEST_CASE("persistent: a run that outgrows llvmpipe's loop budget is refused, no
                                                                                   {.persistent_workgroups = 1});
     randomize(prog, {});
     CHECK_THROWS_WITH_AS(prog.run(), doctest::Contains("ended its loops early and the run's results are wrong"),
+                         device_error);
+    // one workgroup doing every phase in turn runs out the same way
+    program<std::remove_cvref_t<decltype(over_budget)>, strategy::single_dispatch> single(vkfuse_test::context());
+    randomize(single, {});
+    CHECK_THROWS_WITH_AS(single.run(), doctest::Contains("this single_dispatch program made more loop trips"),
                          device_error);
     // the same description, a dispatch per position, is within it
     const verify_report r = verify(vkfuse_test::context(), over_budget, vkfuse::fused, {});

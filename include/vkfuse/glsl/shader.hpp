@@ -68,10 +68,15 @@ constexpr void emit_header(T& t, const plan::program_plan<Cap>& p, const plan::s
 }
 
 // The runtime's own buffers (plan::shader_record::scratch_bindings), from binding `first` on: a persistent shader's
-// work counters, and a split attention's partials and counters.
+// work counters, and a split attention's partials and counters; a single-dispatch shader's loop-budget word.
 template <class T>
-constexpr void emit_scratch_bindings(T& t, const plan::shader_record& sh, int first) {
+constexpr void emit_scratch_bindings(T& t, strategy how, const plan::shader_record& sh, int first) {
     if (sh.scratch_bindings == 0) return;
+    if (how == strategy::single_dispatch) {
+        t << "layout(set = 0, binding = " << first
+          << ", std430) coherent buffer Sync { uint vkf_sync[]; };  // says when llvmpipe's loop budget ran out\n";
+        return;
+    }
     if (sh.scratch_bindings != 2) {  // persistent
         t << "layout(set = 0, binding = " << first++
           << ", std430) coherent buffer Sync { uint vkf_sync[]; };  // items taken, finished; exits\n"
@@ -109,7 +114,7 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
             buffer_name(t, p, b);
             t << ", " << p.buffers[b].elements << " x " << dtype_name(p.buffers[b].dtype) << '\n';
         }
-        emit_scratch_bindings(t, sh, 1);
+        emit_scratch_bindings(t, p.how, sh, 1);
         t << '\n';
         return;
     }
@@ -176,7 +181,7 @@ constexpr void emit_bindings(T& t, const plan::program_plan<Cap>& p, const plan:
             what();
         }
     }
-    emit_scratch_bindings(t, sh, slot);
+    emit_scratch_bindings(t, p.how, sh, slot);
     t << '\n';
 }
 
@@ -228,6 +233,19 @@ constexpr void emit_fence(T& t, plan::fence f, std::string_view memory_why, std:
         t << "    groupMemoryBarrier();\n    barrier();  // " << memory_why << "\n";
     else if (f == plan::fence::barrier)
         t << "    barrier();  // " << barrier_why << "\n";
+}
+
+// The end of a one-shader program on llvmpipe, which ends every loop of an invocation once 65535 trips were made in
+// all, silently: a loop that should make two trips and makes one says the budget ran out, and the runtime refuses
+// the run's results (the bound is not a constant, so no compiler unrolls the loop away).
+template <class T>
+constexpr void emit_loop_budget_check(T& t) {
+    t << "#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe: did this invocation's loops run out of trips?\n"
+      << "    uint vkf_trips = 0u;\n"
+      << "    for (uint i = 0u; i < min(gl_NumWorkGroups.x, 1u) + 1u; ++i) ++vkf_trips;\n"
+      << "    if (vkf_trips != min(gl_NumWorkGroups.x, 1u) + 1u) atomicOr(vkf_sync[" << plan::persistent_budget_word
+      << "], 1u);\n"
+      << "#endif\n";
 }
 
 // persistent: `main`. Every workgroup takes work items from a counter (vkf_sync[0]) until none is left. The items
@@ -341,17 +359,9 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
       << "        vkf_sync[0] = 0u;\n"
       << "        vkf_sync[" << plan::persistent_sync_stride << "] = 0u;\n"
       << "        vkf_sync[" << 2 * plan::persistent_sync_stride << "] = 0u;\n"
-      << "    }\n"
-      << "#ifdef VKFUSE_LOOP_BUDGET\n"
-      << "    // Once the budget is spent every loop ends at its first trip, silently: a loop that should make two trips\n"
-      << "    // and makes one says so to the runtime, which refuses the results (its bound is not a constant, so no\n"
-      << "    // compiler unrolls it away).\n"
-      << "    uint vkf_trips = 0u;\n"
-      << "    for (uint i = 0u; i < min(gl_NumWorkGroups.x, 1u) + 1u; ++i) ++vkf_trips;\n"
-      << "    if (vkf_trips != min(gl_NumWorkGroups.x, 1u) + 1u) atomicOr(vkf_sync[" << plan::persistent_budget_word
-      << "], 1u);\n"
-      << "#endif\n"
-      << "}\n";
+      << "    }\n";
+    emit_loop_budget_check(t);
+    t << "}\n";
 }
 
 // The GLSL of shader `index` of plan `p`: kernel `index`, or, under single_dispatch and persistent, every kernel as a
@@ -390,6 +400,7 @@ constexpr void emit_shader(T& t, const plan::program_plan<Cap>& p, int index, bo
                    "the next position overwrites shared memory this one read");
         t << "    }\n";
     }
+    if (p.how == strategy::single_dispatch) emit_loop_budget_check(t);
     t << "}\n";
 }
 

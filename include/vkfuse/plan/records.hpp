@@ -256,7 +256,8 @@ struct shader_record {
     fence at_end = fence::none;  // single_dispatch repeat<>: what precedes the next position
     // Buffers of the runtime's own, bound after the program's. A split attention's: the partial softmaxes of its
     // workgroups and a counter per head of the workgroups that have finished (the shader leaves the counters at
-    // zero). A persistent shader's: its work counters (persistent_sync_words), then a split attention's two.
+    // zero). A persistent shader's: its work counters (persistent_sync_words), then a split attention's two. A
+    // single-dispatch shader's: the same counters' buffer, of which it uses only the loop-budget word.
     int scratch_bindings = 0;
 };
 
@@ -378,9 +379,9 @@ struct program_plan {
     constexpr int shader_count() const { return one_shader(how) ? 1 : kernel_count; }
     constexpr int dispatch_count() const { return shader_count(); }
     constexpr shader_record shader(int s) const {
-        if (how == strategy::single_dispatch)
+        if (how == strategy::single_dispatch)  // its scratch: the word that says llvmpipe's loop budget ran out
             return {0, kernel_count, single_bindings, single_binding_count, single_helpers, single_shared,
-                    single_at_end};
+                    single_at_end, 1};
         if (how == strategy::persistent)
             return {0, kernel_count, single_bindings, single_binding_count, single_helpers, single_shared,
                     fence::none, split_attention() ? 3 : 1};

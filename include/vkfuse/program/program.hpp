@@ -949,7 +949,7 @@ private:
             scratch_.push_back({s, vulkan::buffer(*ctx_, static_cast<std::size_t>(partial_bytes)),
                                 vulkan::buffer(*ctx_, static_cast<std::size_t>(4 * heads)), {}});
             scratch_.back().arrivals.fill(0u);
-            if (How == strategy::persistent) {
+            if (one_shader(How)) {
                 // profiling: 6 words per work item of a run after the counters (taken, started, finished)
                 const std::uint64_t words =
                     vkfuse::plan::persistent_sync_words + (launch_.profile ? 6 * items_per_run() : 0);
@@ -1019,10 +1019,10 @@ private:
                    });
     }
 
-    // persistent on llvmpipe: the shader says when the device's loop budget ran out during the run (glsl/shader.hpp),
-    // which makes every result of that run wrong.
+    // One shader (persistent, single_dispatch) on llvmpipe: the shader says when the device's loop budget ran out
+    // during the run (glsl/shader.hpp), which makes every result of that run wrong.
     void check_loop_budget() {
-        if constexpr (How == strategy::persistent) {
+        if constexpr (one_shader(How)) {
             if (!launch_.loop_budget || scratch_.empty() || !scratch_.front().sync) return;
             vulkan::buffer& sync = *scratch_.front().sync;
             std::uint32_t flag = 0;
@@ -1030,11 +1030,14 @@ private:
             if (flag == 0) return;
             sync.fill_at(4 * vkfuse::plan::persistent_budget_word, 4, 0u);
             throw device_error(
-                "vkfuse program: this persistent program made more loop trips in one run than " + ctx_->device().name +
-                " allows a shader (llvmpipe: 65535 in all, LP_MAX_TGSI_LOOP_ITERATIONS), so the device ended its "
-                "loops early and the run's results are wrong. On this device use the fused strategy, or launch more "
-                "workgroups (program_options::persistent_workgroups, now " +
-                std::to_string(launch_.persistent_workgroups) + ") so that each does less.");
+                "vkfuse program: this " + std::string(strategy_name(How)) + " program made more loop trips in one run "
+                "than " + ctx_->device().name + " allows a shader (llvmpipe: 65535 in all, "
+                "LP_MAX_TGSI_LOOP_ITERATIONS), so the device ended its loops early and the run's results are wrong. "
+                "On this device use the fused strategy" +
+                (How == strategy::persistent ? ", or launch more workgroups (program_options::persistent_workgroups, "
+                                               "now " + std::to_string(launch_.persistent_workgroups) +
+                                                   ") so that each does less."
+                                             : "."));
         }
     }
 
