@@ -289,7 +289,8 @@ public:
                               std::to_string(copies(b)) + "); bind(\"" + std::string(name) +
                               "\", layer, buffer) binds one.");
         if (layers_in_one_buffer && plan.buffers[b].per_layer())
-            throw usage_error("vkfuse program: '" + std::string(name) + "' is the state a " + std::string(strategy_name(How)) + " stack "
+            throw usage_error("vkfuse program: '" + std::string(name) + "' is the state a " +
+                              std::string(strategy_name(How)) + " stack "
                               "carries from layer to layer, which lives in a buffer of its own; upload its data "
                               "instead.");
         bound_[static_cast<std::size_t>(b)][0] = {&external};
@@ -306,7 +307,8 @@ public:
             throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
                               " bytes, but " + describe_buffer(b) + ".");
         if (layers_in_one_buffer)
-            throw usage_error("vkfuse program: a " + std::string(strategy_name(How)) + " stack keeps every layer's copy of '" +
+            throw usage_error("vkfuse program: a " + std::string(strategy_name(How)) +
+                              " stack keeps every layer's copy of '" +
                               std::string(name) + "' in one buffer, so one layer cannot be bound; upload instead.");
         bound_[static_cast<std::size_t>(b)][static_cast<std::size_t>(layer)] = {&external};
         mark_written(b, layer);
@@ -476,7 +478,8 @@ public:
             scratch_.front().sync->download_at(4 * vkfuse::plan::persistent_sync_words,
                                                std::as_writable_bytes(std::span(words)));
             auto at = [&](std::uint64_t item, int which) {
-                return std::uint64_t{words[6 * item + 2 * which]} | std::uint64_t{words[6 * item + 2 * which + 1]} << 32;
+                const std::size_t w = static_cast<std::size_t>(6 * item + 2 * static_cast<std::uint64_t>(which));
+                return std::uint64_t{words[w]} | std::uint64_t{words[w + 1]} << 32;
             };
             std::uint64_t first_taken = ~std::uint64_t{0}, last_finished = 0, item = 0;
             std::vector<double> span_ticks(static_cast<std::size_t>(plan.kernel_count)),
