@@ -1036,11 +1036,11 @@ private:
                 "vkfuse program: this " + std::string(strategy_name(How)) + " program made more loop trips in one run "
                 "than " + ctx_->device().name + " allows a shader (llvmpipe: 65535 in all, "
                 "LP_MAX_TGSI_LOOP_ITERATIONS), so the device ended its loops early and the run's results are wrong. "
-                "On this device use the fused strategy" +
-                (How == strategy::persistent ? ", or launch more workgroups (program_options::persistent_workgroups, "
-                                               "now " + std::to_string(launch_.persistent_workgroups) +
-                                                   ") so that each does less."
-                                             : "."));
+                "On this device use the fused strategy, which starts every kernel afresh" +
+                (How == strategy::persistent
+                     ? " (more workgroups do not help here: the one each of its threads runs takes the items as fast "
+                       "as the others would)."
+                     : "."));
         }
     }
 
