@@ -1,4 +1,4 @@
-// examples/decoder_layer.cpp — a Qwen2.5-0.5B-sized decoder layer, planned four ways from one description, run
+// examples/decoder_layer.cpp — a Qwen2.5-0.5B-sized decoder layer, planned three ways from one description, run
 // for several positions with a growing KV cache, each position checked against Eigen:
 //
 //     decoder_layer [--positions N] [--runs R]
@@ -62,7 +62,7 @@ bool run_strategy(vkfuse::context& ctx, int positions, int runs) {
 int main(int argc, char** argv) try {
     int positions = 6, runs = 20;
     examples::flags cli("decoder_layer",
-                        "A Qwen2.5-0.5B decoder layer planned four ways (per_op, fused, single_dispatch, persistent), each "
+                        "A Qwen2.5-0.5B decoder layer planned three ways (per_op, fused, single_dispatch), each "
                         "checked against Eigen position by position, then timed. VKFUSE_DEVICE picks the device.");
     cli.add("--positions", positions, "positions checked (and timed) per strategy");
     cli.add("--runs", runs, "timed runs per position");
@@ -78,8 +78,7 @@ int main(int argc, char** argv) try {
                 layer::hidden, layer::heads, layer::kv_heads, layer::head_dim, layer::ffn, layer::max_positions);
     const bool ok = run_strategy<vkfuse::strategy::per_op>(ctx, positions, runs) &
                     run_strategy<vkfuse::strategy::fused>(ctx, positions, runs) &
-                    run_strategy<vkfuse::strategy::single_dispatch>(ctx, positions, std::max(1, runs / 10)) &
-                    run_strategy<vkfuse::strategy::persistent>(ctx, positions, runs);
+                    run_strategy<vkfuse::strategy::single_dispatch>(ctx, positions, std::max(1, runs / 10));
     return ok ? 0 : 1;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "decoder_layer: %s\n", e.what());
