@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -67,40 +68,36 @@ inline std::string megabytes(std::uint64_t bytes) {
 
 } // namespace detail
 
-// The runnable form of a program type `Program` (the type of `y = expression` or of layer_graph(...)), planned with
-// strategy `How`.
-template <class Program, strategy How = strategy::fused>
-class program {
-public:
-    using info = glsl::compiled<Program, How>;
-    using packed_info = glsl::compiled<Program, How, true>;
-    static constexpr auto& plan = info::plan;
-    static constexpr strategy how = How;
-    // Dispatches per run: one per kernel, or one for a single-dispatch or persistent program.
-    static constexpr int shader_count = plan.shader_count();
-    // A repeat<> program runs its kernels once per position (a one-shader program loops inside its one dispatch).
-    static constexpr bool repeating = plan.loop_param >= 0;
-    static constexpr int runs_per_call = repeating && !one_shader(How) ? static_cast<int>(plan.loop_count) : 1;
-    // A stack<L> records its kernels once per layer (a one-shader program loops over the layers inside its dispatch).
-    static constexpr int layers = static_cast<int>(plan.layers());
-    static constexpr int dispatch_count =
-        runs_per_call * (one_shader(How)
-                             ? 1
-                             : shader_count + (layers - 1) * (plan.stack_last - plan.stack_first));
+namespace detail {
 
-    explicit program(context& ctx, program_options options = {})
-        : ctx_(&ctx), launch_(detail::choose_launch(ctx.device(), options, How == strategy::single_dispatch)),
+// Everything a program does at run time, which depends on its plan's values but not on its type: one instantiation
+// serves every strategy of a program type (their plans have one type, program_plan<Cap>), so a translation unit that
+// runs a description three ways compiles this code once.
+template <class Plan>
+class program_runtime {
+public:
+    program_runtime(context& ctx, program_options options, strategy how, const Plan& plan,
+                    std::span<const std::string_view> sources, std::span<const std::string_view> packed_sources,
+                    std::uint64_t binding_limit)
+        : how_(how), plan_(&plan), sources_(sources), packed_sources_(packed_sources), binding_limit_(binding_limit),
+          shader_count_(plan.shader_count()), layers_(static_cast<int>(plan.layers())),
+          runs_per_call_(plan.loop_param >= 0 && !one_shader(how) ? static_cast<int>(plan.loop_count) : 1),
+          dispatch_count_(runs_per_call_ * (one_shader(how) ? 1
+                                                            : shader_count_ + (layers_ - 1) *
+                                                                                  (plan.stack_last - plan.stack_first))),
+          layers_in_one_buffer_(one_shader(how) && plan.stacked()),
+          ctx_(&ctx), launch_(choose_launch(ctx.device(), options, how == strategy::single_dispatch)),
           lock_(std::make_unique<std::mutex>()) {
         if (options.profile) {
             const vulkan::device_info& d = ctx.device();
-            if (How == strategy::single_dispatch)
+            if (how_ == strategy::single_dispatch)
                 throw usage_error("vkfuse program: profile splits a run's time by kernel, and a single_dispatch "
                                   "program is one workgroup doing every phase in turn; profile the persistent or "
                                   "fused program of the same description instead.");
-            if (How == strategy::persistent && !d.shader_device_clock)
+            if (how_ == strategy::persistent && !d.shader_device_clock)
                 throw usage_error("vkfuse program: profiling a persistent program needs the shader device clock of "
                                   "VK_KHR_shader_clock, which " + d.name + " does not offer.");
-            if (How != strategy::persistent && !d.timestamps)
+            if (how_ != strategy::persistent && !d.timestamps)
                 throw usage_error("vkfuse program: profile needs timestamps on the compute queue, which " + d.name +
                                   " does not offer.");
         }
@@ -108,9 +105,9 @@ public:
         std::uint32_t limit = ctx.device().max_storage_buffers_per_stage;
         if (options.max_bindings != 0) limit = std::min(limit, options.max_bindings);
         int widest = 0;
-        for (int s = 0; s < shader_count; ++s) widest = std::max(widest, plan.binding_slots(plan.shader(s)));
+        for (int s = 0; s < shader_count_; ++s) widest = std::max(widest, plan_->binding_slots(plan_->shader(s)));
         packed_ = options.pack_buffers || static_cast<std::uint32_t>(widest) > limit;
-        if (packed_ && plan.stacked())
+        if (packed_ && plan_->stacked())
             throw usage_error("vkfuse program: a stack of layers binds each layer's buffers separately, but " +
                               std::string(options.pack_buffers ? "pack_buffers was asked for"
                                                                : "its kernels need " + std::to_string(widest) +
@@ -121,13 +118,14 @@ public:
         build_kernels();
         allocate_buffers();
     }
-    program(context& ctx, const Program&, program_options options = {}) : program(ctx, options) {}
-    program(context& ctx, const Program&, strategy_tag<How>, program_options options = {}) : program(ctx, options) {}
 
-    program(const program&) = delete;
-    program& operator=(const program&) = delete;
-    program(program&&) = default;
-    program& operator=(program&&) = default;
+    program_runtime(const program_runtime&) = delete;
+    program_runtime& operator=(const program_runtime&) = delete;
+    program_runtime(program_runtime&&) = default;
+    program_runtime& operator=(program_runtime&&) = default;
+
+    // The plan this program runs (the same object as program<...>::plan).
+    const Plan& plan_record() const { return *plan_; }
 
     // ---- data in and out -------------------------------------------------------------------------------------
 
@@ -137,7 +135,7 @@ public:
     void upload(std::string_view name, std::span<const float> data) {
         std::lock_guard lock(*lock_);
         const int b = uploadable(name);
-        const std::size_t n = plan.buffers[b].elements;
+        const std::size_t n = plan_->buffers[b].elements;
         check_size(b, data.size(), "upload", copies(b));
         for (int layer = 0; layer < copies(b); ++layer) upload_values(b, layer, data.subspan(layer * n, n));
     }
@@ -176,7 +174,7 @@ public:
                               std::string(formats::format_name(format)) + ", but " + describe_buffer(b) + ", which " +
                               std::to_string(formats::tensor_bytes(format, rows, cols)) + " bytes of " +
                               std::string(formats::format_name(format)) + " would hold.");
-        const formats::weight_format storage = formats::format_of(plan.buffers[b].dtype);
+        const formats::weight_format storage = formats::format_of(plan_->buffers[b].dtype);
         if (storage == format) {
             write_region(b, data, layer);
         } else {
@@ -191,10 +189,10 @@ public:
     void upload_indices(std::string_view name, std::span<const std::uint32_t> data) {
         std::lock_guard lock(*lock_);
         const int b = slot(name);
-        if (plan.buffers[b].dtype != dtype_code::u32 || plan.buffers[b].slot_role == role::output)
+        if (plan_->buffers[b].dtype != dtype_code::u32 || plan_->buffers[b].slot_role == role::output)
             throw usage_error("vkfuse program: " + describe_buffer(b) + "; upload_indices fills u32 inputs and states.");
         check_size(b, data.size(), "upload", copies(b));
-        const std::size_t n = plan.buffers[b].elements;
+        const std::size_t n = plan_->buffers[b].elements;
         for (int layer = 0; layer < copies(b); ++layer) {
             write_region(b, std::as_bytes(data.subspan(layer * n, n)), layer);
             mark_written(b, layer);
@@ -225,8 +223,8 @@ public:
     std::vector<std::uint32_t> download_indices(std::string_view name) const {
         std::lock_guard lock(*lock_);
         const int b = readable(name, dtype_code::u32);
-        std::vector<std::uint32_t> out(plan.buffers[b].elements * static_cast<std::size_t>(copies(b)));
-        const std::size_t n = plan.buffers[b].elements;
+        std::vector<std::uint32_t> out(plan_->buffers[b].elements * static_cast<std::size_t>(copies(b)));
+        const std::size_t n = plan_->buffers[b].elements;
         for (int layer = 0; layer < copies(b); ++layer)
             read_region(b, std::as_writable_bytes(std::span<std::uint32_t>(out).subspan(layer * n, n)), layer);
         return out;
@@ -243,10 +241,10 @@ public:
     void set_index(std::string_view name, std::uint32_t value) {
         std::lock_guard lock(*lock_);
         const int i = param(name, dtype_code::u32);
-        if (i == plan.loop_param)
+        if (i == plan_->loop_param)
             throw usage_error("vkfuse program: index '" + std::string(name) + "' is the one repeat<> runs over; each "
-                              "run goes through all " + std::to_string(plan.loop_count) + " positions itself.");
-        const std::uint32_t limit = plan.param_limit[i];
+                              "run goes through all " + std::to_string(plan_->loop_count) + " positions itself.");
+        const std::uint32_t limit = plan_->param_limit[i];
         if (limit != 0 && value >= limit)
             throw usage_error("vkfuse program: index '" + std::string(name) + "' = " + std::to_string(value) +
                               " is out of range: the tables and caches it indexes hold " + std::to_string(limit) +
@@ -258,15 +256,15 @@ public:
     void reset_state(std::string_view name) {
         std::lock_guard lock(*lock_);
         const int b = slot(name);
-        if (plan.buffers[b].slot_role != role::state)
+        if (plan_->buffers[b].slot_role != role::state)
             throw usage_error("vkfuse program: " + describe_buffer(b) + "; only states can be reset.");
         zero(b);
     }
     // Zeroes every state.
     void reset_states() {
         std::lock_guard lock(*lock_);
-        for (int b = 0; b < plan.buffer_count; ++b)
-            if (plan.buffers[b].slot_role == role::state) zero(b);
+        for (int b = 0; b < plan_->buffer_count; ++b)
+            if (plan_->buffers[b].slot_role == role::state) zero(b);
     }
 
     // Uses an existing buffer for `name` (to share weights or caches between programs); it must have exactly the
@@ -278,19 +276,19 @@ public:
             throw usage_error("vkfuse program: this program packs all its buffers into one (its kernels need more "
                               "bindings than the device allows), so '" + std::string(name) +
                               "' cannot be bound to an outside buffer; upload its data instead.");
-        if (plan.buffers[b].slot_role == role::table)
+        if (plan_->buffers[b].slot_role == role::table)
             throw usage_error("vkfuse program: '" + std::string(name) + "' is a table vkfuse computes itself.");
         check_whole(b, "bound to an outside buffer");
-        if (external.size() != plan.buffers[b].bytes())
+        if (external.size() != plan_->buffers[b].bytes())
             throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
                               " bytes, but " + describe_buffer(b) + ".");
         if (copies(b) > 1)
             throw usage_error("vkfuse program: '" + std::string(name) + "' has a copy per layer (" +
                               std::to_string(copies(b)) + "); bind(\"" + std::string(name) +
                               "\", layer, buffer) binds one.");
-        if (layers_in_one_buffer && plan.buffers[b].per_layer())
+        if (layers_in_one_buffer_ && plan_->buffers[b].per_layer())
             throw usage_error("vkfuse program: '" + std::string(name) + "' is the state a " +
-                              std::string(strategy_name(How)) + " stack "
+                              std::string(strategy_name(how_)) + " stack "
                               "carries from layer to layer, which lives in a buffer of its own; upload its data "
                               "instead.");
         bound_[static_cast<std::size_t>(b)][0] = {&external};
@@ -303,11 +301,11 @@ public:
         const int b = slot(name);
         check_layer(b, layer);
         check_whole(b, "bound to an outside buffer");
-        if (plan.buffers[b].slot_role == role::table || external.size() != plan.buffers[b].bytes())
+        if (plan_->buffers[b].slot_role == role::table || external.size() != plan_->buffers[b].bytes())
             throw usage_error("vkfuse program: bind of a buffer of " + std::to_string(external.size()) +
                               " bytes, but " + describe_buffer(b) + ".");
-        if (layers_in_one_buffer)
-            throw usage_error("vkfuse program: a " + std::string(strategy_name(How)) +
+        if (layers_in_one_buffer_)
+            throw usage_error("vkfuse program: a " + std::string(strategy_name(how_)) +
                               " stack keeps every layer's copy of '" +
                               std::string(name) + "' in one buffer, so one layer cannot be bound; upload instead.");
         bound_[static_cast<std::size_t>(b)][static_cast<std::size_t>(layer)] = {&external};
@@ -328,8 +326,8 @@ public:
     // Fills outputs, named results and temporaries with NaN, so a kernel that skips an element cannot pass a check.
     void poison() {
         std::lock_guard lock(*lock_);
-        for (int b = 0; b < plan.buffer_count; ++b) {
-            if (plan.buffers[b].slot_role != role::output || plan.in_shared_memory(b)) continue;
+        for (int b = 0; b < plan_->buffer_count; ++b) {
+            if (plan_->buffers[b].slot_role != role::output || plan_->in_shared_memory(b)) continue;
             fill(b, 0x7fc00000u);
         }
         for (vulkan::buffer& h : hidden_) h.fill(0x7fc00000u);
@@ -383,12 +381,12 @@ public:
     }
     // The word of the parameter block that holds param or index `name`.
     std::uint32_t parameter_word(std::string_view name) const {
-        const int i = plan.param_index(name);
+        const int i = plan_->param_index(name);
         if (i < 0) throw usage_error("vkfuse program: no param or index named '" + std::string(name) + "'. " + names_text());
-        if (plan.param_word[i] < 0)
+        if (plan_->param_word[i] < 0)
             throw usage_error("vkfuse program: index '" + std::string(name) + "' is the one repeat<> runs over; it is "
                               "not in the parameter block.");
-        return static_cast<std::uint32_t>(plan.param_word[i]);
+        return static_cast<std::uint32_t>(plan_->param_word[i]);
     }
     // Marks what the program computes as written (after dispatches() ran in a sequence of the caller's), so that
     // download() reads it.
@@ -404,28 +402,28 @@ public:
     // The bound an index must stay below (the rows of every table and cache it indexes); 0 where nothing bounds it.
     std::uint32_t index_limit(std::string_view name) const {
         const int i = param(name, dtype_code::u32);
-        return plan.param_limit[i];
+        return plan_->param_limit[i];
     }
 
     const launch_config& launch() const { return launch_; }
     const vulkan::device_info& device() const { return ctx_->device(); }
     // The GLSL of shader s, as compiled (packed or not).
     std::string_view glsl(int shader) const {
-        return (packed_ ? packed_info::sources : info::sources)[static_cast<std::size_t>(shader)];
+        return (packed_ ? packed_sources_ : sources_)[static_cast<std::size_t>(shader)];
     }
     // Invocations per row of kernel k's matvec work (under single_dispatch and persistent: of phase k).
-    std::uint32_t lanes(int k) const { return vkfuse::plan::choose_lanes(plan.kernels[k], How, launch_.facts()); }
+    std::uint32_t lanes(int k) const { return vkfuse::plan::choose_lanes(plan_->kernels[k], how_, launch_.facts()); }
     // Workgroups dispatched by shader s on this device.
     std::uint32_t workgroups(int s) const {
-        if (How == strategy::single_dispatch) return 1;
-        if (How == strategy::persistent) return launch_.persistent_workgroups;
-        const std::uint64_t groups = vkfuse::plan::workgroups(plan.kernels[s], launch_.workgroup_size, lanes(s));
+        if (how_ == strategy::single_dispatch) return 1;
+        if (how_ == strategy::persistent) return launch_.persistent_workgroups;
+        const std::uint64_t groups = vkfuse::plan::workgroups(plan_->kernels[s], launch_.workgroup_size, lanes(s));
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(groups, ctx_->device().max_workgroup_count[0]));
     }
     // persistent: the work items of phase k, each one workgroup's share of it, taken in order from the shader's
     // counter (at most as many as the workgroups launched).
     std::uint32_t items(int k) const {
-        const std::uint64_t groups = vkfuse::plan::workgroups(plan.kernels[k], launch_.workgroup_size, lanes(k));
+        const std::uint64_t groups = vkfuse::plan::workgroups(plan_->kernels[k], launch_.workgroup_size, lanes(k));
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(groups, launch_.persistent_workgroups));
     }
     // persistent: the work items of one run (every phase, layer and position).
@@ -459,20 +457,20 @@ public:
             throw usage_error("vkfuse program: profile() needs program_options::profile set at construction.");
         if (!ran_) throw usage_error("vkfuse program: profile() describes the last run(); nothing has run yet.");
         run_profile out;
-        for (int k = 0; k < plan.kernel_count; ++k) {
+        for (int k = 0; k < plan_->kernel_count; ++k) {
             phase_time p;
             p.phase = k + 1;
-            p.what = std::string(vkfuse::plan::kind_name(plan.kernels[k].kind));
-            for (int r = 0; r < plan.kernels[k].segment_count; ++r) {
+            p.what = std::string(vkfuse::plan::kind_name(plan_->kernels[k].kind));
+            for (int r = 0; r < plan_->kernels[k].segment_count; ++r) {
                 std::string label;
                 string_sink sink{&label};
                 vkfuse::text<string_sink> t(sink);
-                plan.label(t, plan.kernels[k].segments[r].root);
+                plan_->label(t, plan_->kernels[k].segments[r].root);
                 p.what += (r ? ", " : " ") + label;
             }
             out.phases.push_back(std::move(p));
         }
-        if constexpr (How == strategy::persistent) {
+        if (how_ == strategy::persistent) {
             const std::uint64_t total = items_per_run();
             std::vector<std::uint32_t> words(static_cast<std::size_t>(6 * total));
             scratch_.front().sync->download_at(4 * vkfuse::plan::persistent_sync_words,
@@ -482,7 +480,7 @@ public:
                 return std::uint64_t{words[w]} | std::uint64_t{words[w + 1]} << 32;
             };
             std::uint64_t first_taken = ~std::uint64_t{0}, last_finished = 0, item = 0;
-            std::vector<double> span_ticks(static_cast<std::size_t>(plan.kernel_count)),
+            std::vector<double> span_ticks(static_cast<std::size_t>(plan_->kernel_count)),
                 work_ticks(span_ticks.size()), wait_ticks(span_ticks.size());
             each_instance([&](int k, std::uint64_t) {
                 std::uint64_t start = ~std::uint64_t{0}, finish = 0;
@@ -526,8 +524,8 @@ public:
     }
 
     // Buffers of shader s, in binding order.
-    static std::vector<int> shader_buffers(int s) {
-        const vkfuse::plan::shader_record sh = plan.shader(s);
+    std::vector<int> shader_buffers(int s) const {
+        const vkfuse::plan::shader_record sh = plan_->shader(s);
         std::vector<int> out;
         for (int i = 0; i < sh.binding_count; ++i) out.push_back(sh.bindings[i].buffer);
         return out;
@@ -539,31 +537,31 @@ public:
         return recordings_;
     }
     // How many times a run streams the weight matrix `name` (every matrix of a plan: exactly once).
-    static int matrix_reads(std::string_view name) {
-        const int b = plan.buffer_index(name);
-        return b < 0 ? 0 : plan.matrix_reads(b);
+    int matrix_reads(std::string_view name) const {
+        const int b = plan_->buffer_index(name);
+        return b < 0 ? 0 : plan_->matrix_reads(b);
     }
 
     // The plan as a table, one line per kernel: what it computes, its work units, its launch on this device, the
     // weight bytes it streams and its buffers in binding order.
     std::string describe() const {
-        std::string text = std::string(strategy_name(How)) + ": " + std::to_string(dispatch_count) + " dispatch" +
-                           (dispatch_count == 1 ? "" : "es") + (packed_ ? ", buffers packed into one binding" : "") +
+        std::string text = std::string(strategy_name(how_)) + ": " + std::to_string(dispatch_count_) + " dispatch" +
+                           (dispatch_count_ == 1 ? "" : "es") + (packed_ ? ", buffers packed into one binding" : "") +
                            "\n";
         string_sink sink{&text};
         vkfuse::text<string_sink> t(sink);
-        for (int k = 0; k < plan.kernel_count; ++k) {
-            const vkfuse::plan::kernel_record& kr = plan.kernels[k];
-            t << (one_shader(How) ? "  phase " : "  kernel ") << k + 1 << ": "
+        for (int k = 0; k < plan_->kernel_count; ++k) {
+            const vkfuse::plan::kernel_record& kr = plan_->kernels[k];
+            t << (one_shader(how_) ? "  phase " : "  kernel ") << k + 1 << ": "
               << vkfuse::plan::kind_name(kr.kind) << " computing";
             for (int r = 0; r < kr.segment_count; ++r) {
                 t << (r ? ", " : " ");
-                plan.label(t, kr.segments[r].root);
+                plan_->label(t, kr.segments[r].root);
                 t << '[' << kr.segments[r].length << ']';
             }
             if (kr.kind == vkfuse::plan::kernel_kind::attention)
                 t << "; " << kr.heads << " heads, "
-                  << (How == strategy::single_dispatch ? std::string("all at once")
+                  << (how_ == strategy::single_dispatch ? std::string("all at once")
                       : kr.splits == 1               ? std::string("a workgroup each")
                                                      : "up to " + std::to_string(kr.splits) +
                                                            " workgroups each (split by positions)");
@@ -571,15 +569,15 @@ public:
                 t << "; " << kr.units << " units";
             if (kr.kind == vkfuse::plan::kernel_kind::matvec)
                 t << " (rows or rope row pairs), " << lanes(k) << " invocations per row";
-            if (How == strategy::persistent)
+            if (how_ == strategy::persistent)
                 t << "; " << items(k) << " work items for " << workgroups(0) << " workgroups of "
                   << launch_.workgroup_size;
             else
-                t << "; " << workgroups(one_shader(How) ? 0 : k) << " workgroups of " << launch_.workgroup_size;
+                t << "; " << workgroups(one_shader(how_) ? 0 : k) << " workgroups of " << launch_.workgroup_size;
             if (kr.matrix_bytes) t << "; streams " << detail::megabytes(kr.matrix_bytes) << " of weights";
             t << "; buffers";
             for (int i = 0; i < kr.binding_count; ++i) {
-                const auto& b = plan.buffers[kr.bindings[i].buffer];
+                const auto& b = plan_->buffers[kr.bindings[i].buffer];
                 t << (i ? ", " : " ") << (kr.bindings[i].writes() ? "->" : "");
                 if (b.temporary)
                     t << 't' << b.node;
@@ -597,19 +595,19 @@ private:
     // the items: per position, the phases before the stack, the stack's once per layer, the phases after it.
     template <class F>
     void each_instance(F f) const {
-        const int first = plan.stacked() ? plan.stack_first : plan.kernel_count;
-        const int last = plan.stacked() ? plan.stack_last : plan.kernel_count;
+        const int first = plan_->stacked() ? plan_->stack_first : plan_->kernel_count;
+        const int last = plan_->stacked() ? plan_->stack_last : plan_->kernel_count;
         std::uint64_t item = 0;
-        const std::uint32_t positions = plan.loop_param >= 0 ? plan.loop_count : 1u;
+        const std::uint32_t positions = plan_->loop_param >= 0 ? plan_->loop_count : 1u;
         auto phase = [&](int k) {
             f(k, item);
             item += items(k);
         };
         for (std::uint32_t p = 0; p < positions; ++p) {
             for (int k = 0; k < first; ++k) phase(k);
-            for (int layer = 0; layer < (plan.stacked() ? layers : 1); ++layer)
+            for (int layer = 0; layer < (plan_->stacked() ? layers_ : 1); ++layer)
                 for (int k = first; k < last; ++k) phase(k);
-            for (int k = last; k < plan.kernel_count; ++k) phase(k);
+            for (int k = last; k < plan_->kernel_count; ++k) phase(k);
         }
     }
 
@@ -618,8 +616,7 @@ private:
     // carries is one buffer per end plus hidden_ between layers. Under single_dispatch and persistent the shader indexes the layers
     // (glsl/access.hpp, layer_offset): the copies lie back to back in one buffer, and the carried state is one
     // buffer of L + 1 rows, the stack's input row 0 and its output row L.
-    static int copies(int b) { return static_cast<int>(plan.buffers[b].layers); }
-    static constexpr bool layers_in_one_buffer = one_shader(How) && plan.stacked();
+    int copies(int b) const { return static_cast<int>(plan_->buffers[b].layers); }
 
     // Where copy `layer` of buffer b lives: a buffer (or, for a split weight, its pieces) and a byte offset in it.
     struct region_ref {
@@ -627,18 +624,18 @@ private:
         std::uint64_t offset;
     };
     region_ref region(int b, int layer) const {
-        const auto& s = plan.buffers[b];
+        const auto& s = plan_->buffers[b];
         const auto& copies_of_b = bound_[static_cast<std::size_t>(b)];
-        if (!layers_in_one_buffer) return {&copies_of_b[static_cast<std::size_t>(layer)], 0};
+        if (!layers_in_one_buffer_) return {&copies_of_b[static_cast<std::size_t>(layer)], 0};
         using carry = vkfuse::plan::buffer_slot::carry_kind;
-        const std::uint64_t row = s.carry == carry::out ? static_cast<std::uint64_t>(layers) : std::uint64_t(layer);
+        const std::uint64_t row = s.carry == carry::out ? static_cast<std::uint64_t>(layers_) : std::uint64_t(layer);
         return {&copies_of_b[0], row * s.layer_stride_bytes()};
     }
     // Calls f(buffer, offset in that buffer, offset in the range, bytes) for each part of the byte range
     // [r.offset, r.offset + size) of slot b: the whole range, or, for a split weight, its part in each piece.
     template <class F>
-    static void each_piece(int b, const region_ref& r, std::uint64_t size, F f) {
-        const auto& s = plan.buffers[b];
+    void each_piece(int b, const region_ref& r, std::uint64_t size, F f) const {
+        const auto& s = plan_->buffers[b];
         if (!s.split()) {
             f(*r.pieces->front(), r.offset, std::uint64_t{0}, size);
             return;
@@ -652,22 +649,22 @@ private:
         }
     }
     // A split weight is several buffers; what needs one buffer is refused.
-    static void check_whole(int b, std::string_view doing) {
-        const auto& s = plan.buffers[b];
+    void check_whole(int b, std::string_view doing) const {
+        const auto& s = plan_->buffers[b];
         if (s.split())
             throw usage_error("vkfuse program: " + describe_buffer(b) + ", more than binding_bytes_limit (" +
-                              std::to_string(binding_bytes_limit<Program>) + " bytes), so it is split over " +
+                              std::to_string(binding_limit_) + " bytes), so it is split over " +
                               std::to_string(s.pieces) + " buffers and cannot be " + std::string(doing) +
                               "; upload its values instead.");
     }
     // Bytes of the buffer that holds slot b (every layer's copy, under single_dispatch and persistent).
-    static std::uint64_t allocation_bytes(int b) {
-        const auto& s = plan.buffers[b];
-        if (!layers_in_one_buffer || !s.per_layer()) return s.bytes();
-        return s.layer_stride_bytes() * (s.carry != vkfuse::plan::buffer_slot::carry_kind::none ? layers + 1u : s.layers);
+    std::uint64_t allocation_bytes(int b) const {
+        const auto& s = plan_->buffers[b];
+        if (!layers_in_one_buffer_ || !s.per_layer()) return s.bytes();
+        return s.layer_stride_bytes() * (s.carry != vkfuse::plan::buffer_slot::carry_kind::none ? layers_ + 1u : s.layers);
     }
 
-    static void check_layer(int b, int layer) {
+    void check_layer(int b, int layer) const {
         if (layer < 0 || layer >= copies(b))
             throw usage_error("vkfuse program: layer " + std::to_string(layer) + " of " + describe_buffer(b) +
                               (copies(b) == 1 ? ", which is not per layer: leave the layer out."
@@ -678,12 +675,12 @@ private:
     // The buffers the dispatches of layer `layer` of a stack bind for slot b (layer -1: a dispatch outside the
     // stack): one, or a split weight's pieces in order.
     std::vector<vulkan::buffer*> buffers_for(int b, int layer) const {
-        const auto& s = plan.buffers[b];
+        const auto& s = plan_->buffers[b];
         const auto& copies_of_b = bound_[static_cast<std::size_t>(b)];
         using carry = vkfuse::plan::buffer_slot::carry_kind;
         if (layer < 0) return copies_of_b[0];
         if (s.carry == carry::in && layer > 0) return {const_cast<vulkan::buffer*>(&hidden_[layer - 1])};
-        if (s.carry == carry::out && layer < layers - 1) return {const_cast<vulkan::buffer*>(&hidden_[layer])};
+        if (s.carry == carry::out && layer < layers_ - 1) return {const_cast<vulkan::buffer*>(&hidden_[layer])};
         return copies_of_b[copies_of_b.size() == 1 ? 0 : static_cast<std::size_t>(layer)];
     }
 
@@ -694,7 +691,7 @@ private:
     }
 
     void upload_values(int b, int layer, std::span<const float> data) {
-        const auto& s = plan.buffers[b];
+        const auto& s = plan_->buffers[b];
         if (s.dtype == dtype_code::f32)
             write_region(b, std::as_bytes(data), layer);
         else
@@ -703,7 +700,7 @@ private:
     }
 
     std::vector<float> download_values(int b, int layer) const {
-        const auto& s = plan.buffers[b];
+        const auto& s = plan_->buffers[b];
         if (s.dtype != dtype_code::f32) {  // 16-bit or blocks: the stored bits, as the values they stand for
             std::vector<std::byte> stored(s.bytes());
             read_region(b, stored, layer);
@@ -715,7 +712,7 @@ private:
     }
 
     int slot(std::string_view name) const {
-        const int b = plan.buffer_index(name);
+        const int b = plan_->buffer_index(name);
         if (b < 0) throw usage_error("vkfuse program: no buffer named '" + std::string(name) + "'. " + names_text());
         return b;
     }
@@ -723,7 +720,7 @@ private:
     // A buffer the caller may fill: an input, a weight or a state.
     int uploadable(std::string_view name) const {
         const int b = slot(name);
-        const auto& s = plan.buffers[b];
+        const auto& s = plan_->buffers[b];
         if (s.slot_role == role::table)
             throw usage_error("vkfuse program: '" + std::string(name) + "' is a table vkfuse computes itself.");
         if (s.slot_role == role::output)
@@ -735,17 +732,17 @@ private:
     }
 
     // A buffer as the matrix its storage is laid out by: rows of `cols` values (a vector is one row).
-    static std::size_t rows_of(int b) {
-        return plan.buffers[b].cols != 0 ? static_cast<std::size_t>(plan.buffers[b].rows) : 1;
+    std::size_t rows_of(int b) const {
+        return plan_->buffers[b].cols != 0 ? static_cast<std::size_t>(plan_->buffers[b].rows) : 1;
     }
-    static std::size_t cols_of(int b) {
-        return static_cast<std::size_t>(plan.buffers[b].cols != 0 ? plan.buffers[b].cols : plan.buffers[b].elements);
+    std::size_t cols_of(int b) const {
+        return static_cast<std::size_t>(plan_->buffers[b].cols != 0 ? plan_->buffers[b].cols : plan_->buffers[b].elements);
     }
 
     // The buffer of `name` if it holds `want` values (f32 stands for every float storage) that something wrote.
     int readable(std::string_view name, dtype_code want, int layer = -1) const {
         const int b = slot(name);
-        const auto& s = plan.buffers[b];
+        const auto& s = plan_->buffers[b];
         if ((s.dtype == dtype_code::u32) != (want == dtype_code::u32))
             throw usage_error("vkfuse program: " + describe_buffer(b) + "; " +
                               (s.dtype == dtype_code::u32 ? "download it with download_indices(\"" + std::string(name) +
@@ -759,47 +756,47 @@ private:
     }
 
     int param(std::string_view name, dtype_code want) const {
-        const int i = plan.param_index(name);
+        const int i = plan_->param_index(name);
         if (i < 0)
             throw usage_error("vkfuse program: no " + std::string(want == dtype_code::u32 ? "index" : "param") +
                               " named '" + std::string(name) + "'. " + names_text());
-        if (plan.g[plan.params[i]].dtype != want)
+        if (plan_->g[plan_->params[i]].dtype != want)
             throw usage_error("vkfuse program: '" + std::string(name) + "' is " +
                               (want == dtype_code::f32 ? "an index: use set_index" : "a param: use set_param"));
         return i;
     }
 
     void set_word(int i, std::uint32_t bits) {
-        params_->write(4u * static_cast<std::size_t>(plan.param_word[i]), std::as_bytes(std::span(&bits, 1)));
+        params_->write(4u * static_cast<std::size_t>(plan_->param_word[i]), std::as_bytes(std::span(&bits, 1)));
         param_set_[static_cast<std::size_t>(i)] = true;
     }
 
-    static std::string describe_buffer(int b) {
-        const auto& s = plan.buffers[b];
+    std::string describe_buffer(int b) const {
+        const auto& s = plan_->buffers[b];
         const std::string shape = s.cols != 0 ? std::to_string(s.rows) + ", " + std::to_string(s.cols)
                                               : std::to_string(s.elements);
-        const std::string what = s.slot_role == role::output && !plan.is_output(s.node) ? "named result"
+        const std::string what = s.slot_role == role::output && !plan_->is_output(s.node) ? "named result"
                                                                                         : detail::role_name(s.slot_role);
         return what + " '" + std::string(s.name.view()) + "' is " + std::string(dtype_name(s.dtype)) + "[" + shape +
                "] = " + std::to_string(s.bytes()) + " bytes" +
                (s.layers > 1 ? " per layer, one copy for each of " + std::to_string(s.layers) + " layers" : "");
     }
 
-    static std::string names_text() {
+    std::string names_text() const {
         std::string text = "The program has:";
-        for (int b = 0; b < plan.buffer_count; ++b)
-            if (!plan.buffers[b].temporary)
-                text += " " + detail::role_name(plan.buffers[b].slot_role) + " '" +
-                        std::string(plan.buffers[b].name.view()) + "',";
-        for (int i = 0; i < plan.param_count; ++i)
-            text += std::string(plan.g[plan.params[i]].dtype == dtype_code::u32 ? " index '" : " param '") +
-                    std::string(plan.g[plan.params[i]].name.view()) + "',";
+        for (int b = 0; b < plan_->buffer_count; ++b)
+            if (!plan_->buffers[b].temporary)
+                text += " " + detail::role_name(plan_->buffers[b].slot_role) + " '" +
+                        std::string(plan_->buffers[b].name.view()) + "',";
+        for (int i = 0; i < plan_->param_count; ++i)
+            text += std::string(plan_->g[plan_->params[i]].dtype == dtype_code::u32 ? " index '" : " param '") +
+                    std::string(plan_->g[plan_->params[i]].name.view()) + "',";
         text.back() = '.';
         return text;
     }
 
-    static void check_size(int b, std::size_t elements, std::string_view doing, int layer_copies = 1) {
-        const std::size_t want = plan.buffers[b].elements * static_cast<std::size_t>(layer_copies);
+    void check_size(int b, std::size_t elements, std::string_view doing, int layer_copies = 1) const {
+        const std::size_t want = plan_->buffers[b].elements * static_cast<std::size_t>(layer_copies);
         if (elements != want)
             throw usage_error("vkfuse program: " + std::string(doing) + " of " + std::to_string(elements) +
                               " elements, but " + describe_buffer(b) + ". Pass exactly " + std::to_string(want) +
@@ -822,52 +819,52 @@ private:
                                   d.name + " (maxMemoryAllocationSize); split the tensor or choose a larger device.");
         };
         if (packed_) {
-            fits(plan.arena_floats * 4, "packed into one binding, its buffers need " +
-                                            std::to_string(plan.arena_floats * 4) + " bytes");
+            fits(plan_->arena_floats * 4, "packed into one binding, its buffers need " +
+                                            std::to_string(plan_->arena_floats * 4) + " bytes");
             return;
         }
-        for (int b = 0; b < plan.buffer_count; ++b)
-            if (plan.buffers[b].split())
-                fits(plan.buffers[b].piece_bytes(),
-                     describe_buffer(b) + ", split into pieces of " + std::to_string(plan.buffers[b].piece_bytes()) +
+        for (int b = 0; b < plan_->buffer_count; ++b)
+            if (plan_->buffers[b].split())
+                fits(plan_->buffers[b].piece_bytes(),
+                     describe_buffer(b) + ", split into pieces of " + std::to_string(plan_->buffers[b].piece_bytes()) +
                          " bytes by a vkfuse::binding_bytes_limit raised above its default");
-            else if (!plan.in_shared_memory(b))
-                fits(allocation_bytes(b), allocation_bytes(b) == plan.buffers[b].bytes()
+            else if (!plan_->in_shared_memory(b))
+                fits(allocation_bytes(b), allocation_bytes(b) == plan_->buffers[b].bytes()
                                               ? describe_buffer(b)
                                               : describe_buffer(b) + ", " + std::to_string(allocation_bytes(b)) +
-                                                    " bytes for all layers in one buffer (" + std::string(strategy_name(How)) + "; the "
+                                                    " bytes for all layers in one buffer (" + std::string(strategy_name(how_)) + "; the "
                                                     "fused and per_op strategies bind each layer's on its own)");
     }
 
     void build_kernels() {
         // (a single dispatch's attention takes a head in slices, so any workgroup serves it)
-        if (How != strategy::single_dispatch)  // the others' attention: a workgroup per head or share
-            for (int k = 0; k < plan.kernel_count; ++k)
-                if (plan.kernels[k].kind == vkfuse::plan::kernel_kind::attention &&
-                    plan.kernels[k].head_dim > launch_.workgroup_size)
+        if (how_ != strategy::single_dispatch)  // the others' attention: a workgroup per head or share
+            for (int k = 0; k < plan_->kernel_count; ++k)
+                if (plan_->kernels[k].kind == vkfuse::plan::kernel_kind::attention &&
+                    plan_->kernels[k].head_dim > launch_.workgroup_size)
                     throw usage_error("vkfuse program: attention with head_dim " +
-                                      std::to_string(plan.kernels[k].head_dim) +
+                                      std::to_string(plan_->kernels[k].head_dim) +
                                       " needs a workgroup of at least that many invocations; this one has " +
                                       std::to_string(launch_.workgroup_size) + ".");
-        kernels_.reserve(static_cast<std::size_t>(shader_count));
-        for (int s = 0; s < shader_count; ++s)
-            labels_.push_back(std::string(strategy_name(How)) + " shader " + std::to_string(s + 1) + " of " +
-                              std::to_string(shader_count));
+        kernels_.reserve(static_cast<std::size_t>(shader_count_));
+        for (int s = 0; s < shader_count_; ++s)
+            labels_.push_back(std::string(strategy_name(how_)) + " shader " + std::to_string(s + 1) + " of " +
+                              std::to_string(shader_count_));
         const std::string preamble = launch_.preamble();
-        for (int s = 0; s < shader_count; ++s) {
-            const vkfuse::plan::shader_record sh = plan.shader(s);
+        for (int s = 0; s < shader_count_; ++s) {
+            const vkfuse::plan::shader_record sh = plan_->shader(s);
             // constant_id 1 + i: invocations per row of the shader's i-th kernel; persistent: then the work items of
             // each phase
             std::vector<std::uint32_t> more;
             for (int k = sh.first + 1; k < sh.last; ++k) more.push_back(lanes(k));
-            if (How == strategy::persistent)
+            if (how_ == strategy::persistent)
                 for (int k = sh.first; k < sh.last; ++k) more.push_back(items(k));
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(s)];
             spec.glsl = glsl(s);
-            spec.binding_count = static_cast<std::uint32_t>(packed_ ? 1 + sh.scratch_bindings : plan.binding_slots(sh));
-            spec.uniform_buffer = plan.param_words > 0;
-            spec.push_constant_bytes = plan.push_constant_bytes();
+            spec.binding_count = static_cast<std::uint32_t>(packed_ ? 1 + sh.scratch_bindings : plan_->binding_slots(sh));
+            spec.uniform_buffer = plan_->param_words > 0;
+            spec.push_constant_bytes = plan_->push_constant_bytes();
             spec.workgroup_size = launch_.workgroup_size;
             spec.lanes = lanes(sh.first);
             spec.more_constants = more;
@@ -882,8 +879,8 @@ private:
         const std::uint64_t limit = ctx_->device().max_shared_memory_bytes;
         auto widest = [&] {
             std::uint64_t most = 0;
-            for (int s = 0; s < shader_count; ++s)
-                most = std::max(most, plan.shader(s).shared.bytes(launch_.workgroup_size));
+            for (int s = 0; s < shader_count_; ++s)
+                most = std::max(most, plan_->shader(s).shared.bytes(launch_.workgroup_size));
             return most;
         };
         while (may_shrink && widest() > limit && launch_.workgroup_size > 32) {
@@ -891,7 +888,7 @@ private:
             launch_.lanes = std::min(launch_.lanes, launch_.workgroup_size);
         }
         if (widest() > limit)
-            throw usage_error("vkfuse program: its " + std::string(strategy_name(How)) + " shaders need " +
+            throw usage_error("vkfuse program: its " + std::string(strategy_name(how_)) + " shaders need " +
                               std::to_string(widest()) + " bytes of shared memory with workgroups of " +
                               std::to_string(launch_.workgroup_size) + ", more than the " + std::to_string(limit) +
                               " bytes " + ctx_->device().name + " has; choose a smaller workgroup_size.");
@@ -899,25 +896,25 @@ private:
 
     void allocate_buffers() {
         written_.clear();
-        for (int b = 0; b < plan.buffer_count; ++b) written_.emplace_back(static_cast<std::size_t>(copies(b)), false);
-        param_set_.assign(static_cast<std::size_t>(plan.param_count), false);
+        for (int b = 0; b < plan_->buffer_count; ++b) written_.emplace_back(static_cast<std::size_t>(copies(b)), false);
+        param_set_.assign(static_cast<std::size_t>(plan_->param_count), false);
         if (packed_) {
-            arena_ = std::make_unique<vulkan::buffer>(*ctx_, static_cast<std::size_t>(plan.arena_floats * 4));
+            arena_ = std::make_unique<vulkan::buffer>(*ctx_, static_cast<std::size_t>(plan_->arena_floats * 4));
         } else {
             std::size_t total = 0;
-            for (int b = 0; b < plan.buffer_count; ++b)
-                total += static_cast<std::size_t>(copies(b)) * plan.buffers[b].pieces;
+            for (int b = 0; b < plan_->buffer_count; ++b)
+                total += static_cast<std::size_t>(copies(b)) * plan_->buffers[b].pieces;
             owned_.reserve(total);  // no reallocation: bound_ points into it
             using carry = vkfuse::plan::buffer_slot::carry_kind;
-            const int carried_in = plan.buffer_index(plan.g.steps.carry_in.view());
-            for (int b = 0; b < plan.buffer_count; ++b) {
+            const int carried_in = plan_->buffer_index(plan_->g.steps.carry_in.view());
+            for (int b = 0; b < plan_->buffer_count; ++b) {
                 bound_.emplace_back();
                 // one shader: the stack's output is rows of the one buffer its input has
-                if (layers_in_one_buffer && plan.buffers[b].carry == carry::out && carried_in >= 0) continue;
+                if (layers_in_one_buffer_ && plan_->buffers[b].carry == carry::out && carried_in >= 0) continue;
                 // a temporary kept in shared memory needs no buffer; a word keeps the indexing uniform
-                const std::uint64_t bytes = plan.in_shared_memory(b) ? 4 : allocation_bytes(b);
-                const std::uint64_t per_piece = plan.buffers[b].split() ? plan.buffers[b].piece_bytes() : bytes;
-                for (int layer = 0; layer < (layers_in_one_buffer ? 1 : copies(b)); ++layer) {
+                const std::uint64_t bytes = plan_->in_shared_memory(b) ? 4 : allocation_bytes(b);
+                const std::uint64_t per_piece = plan_->buffers[b].split() ? plan_->buffers[b].piece_bytes() : bytes;
+                for (int layer = 0; layer < (layers_in_one_buffer_ ? 1 : copies(b)); ++layer) {
                     bound_.back().emplace_back();
                     for (std::uint64_t at = 0; at < bytes; at += per_piece) {  // a split weight: a buffer per piece
                         owned_.emplace_back(*ctx_, static_cast<std::size_t>(std::min(per_piece, bytes - at)));
@@ -925,34 +922,34 @@ private:
                     }
                 }
             }
-            for (int b = 0; b < plan.buffer_count; ++b)
+            for (int b = 0; b < plan_->buffer_count; ++b)
                 if (bound_[static_cast<std::size_t>(b)].empty())
                     bound_[static_cast<std::size_t>(b)] = bound_[static_cast<std::size_t>(carried_in)];
             // the hidden state between layers: layer i's output, layer i + 1's input
-            const int carried_out = plan.buffer_index(plan.g.steps.carry_out.view());
-            if (plan.stacked() && carried_out >= 0 && !layers_in_one_buffer) {
-                hidden_.reserve(static_cast<std::size_t>(layers - 1));
-                for (int layer = 1; layer < layers; ++layer)
-                    hidden_.emplace_back(*ctx_, static_cast<std::size_t>(plan.buffers[carried_out].bytes()));
+            const int carried_out = plan_->buffer_index(plan_->g.steps.carry_out.view());
+            if (plan_->stacked() && carried_out >= 0 && !layers_in_one_buffer_) {
+                hidden_.reserve(static_cast<std::size_t>(layers_ - 1));
+                for (int layer = 1; layer < layers_; ++layer)
+                    hidden_.emplace_back(*ctx_, static_cast<std::size_t>(plan_->buffers[carried_out].bytes()));
             }
         }
-        if (plan.param_words > 0) params_ = std::make_unique<vulkan::mapped_buffer>(*ctx_, plan.param_block_bytes());
+        if (plan_->param_words > 0) params_ = std::make_unique<vulkan::mapped_buffer>(*ctx_, plan_->param_block_bytes());
         // A split attention's scratch: one per kernel, shared by a stack's layers (their dispatches run in order);
         // a persistent shader's counters, and one scratch for all its attention phases (they run one after another).
         // The shaders leave the counters at zero after every run.
-        for (int s = 0; s < shader_count; ++s) {
-            const vkfuse::plan::shader_record sh = plan.shader(s);
+        for (int s = 0; s < shader_count_; ++s) {
+            const vkfuse::plan::shader_record sh = plan_->shader(s);
             if (sh.scratch_bindings == 0) continue;
             std::uint64_t partial_bytes = 4, heads = 1;
             for (int k = sh.first; k < sh.last; ++k)
-                if (plan.kernels[k].kind == vkfuse::plan::kernel_kind::attention && plan.kernels[k].splits > 1) {
-                    partial_bytes = std::max(partial_bytes, vkfuse::plan::attention_partial_bytes(plan.kernels[k]));
-                    heads = std::max<std::uint64_t>(heads, plan.kernels[k].heads);
+                if (plan_->kernels[k].kind == vkfuse::plan::kernel_kind::attention && plan_->kernels[k].splits > 1) {
+                    partial_bytes = std::max(partial_bytes, vkfuse::plan::attention_partial_bytes(plan_->kernels[k]));
+                    heads = std::max<std::uint64_t>(heads, plan_->kernels[k].heads);
                 }
             scratch_.push_back({s, vulkan::buffer(*ctx_, static_cast<std::size_t>(partial_bytes)),
                                 vulkan::buffer(*ctx_, static_cast<std::size_t>(4 * heads)), {}});
             scratch_.back().arrivals.fill(0u);
-            if (one_shader(How)) {
+            if (one_shader(how_)) {
                 // profiling: 6 words per work item of a run after the counters (taken, started, finished)
                 const std::uint64_t words =
                     vkfuse::plan::persistent_sync_words + (launch_.profile ? 6 * items_per_run() : 0);
@@ -960,15 +957,15 @@ private:
                 scratch_.back().sync->fill(0u);
             }
         }
-        for (int b = 0; b < plan.buffer_count; ++b) {
-            if (plan.buffers[b].slot_role == role::table) fill_table(b);
-            if (plan.buffers[b].slot_role == role::state) zero(b);
+        for (int b = 0; b < plan_->buffer_count; ++b) {
+            if (plan_->buffers[b].slot_role == role::table) fill_table(b);
+            if (plan_->buffers[b].slot_role == role::state) zero(b);
         }
     }
 
     // A rope table: row p holds cos(p * theta^(-2j/d)) for j < d/2, then the sines, computed in double.
     void fill_table(int b) {
-        const auto& n = plan.g[plan.buffers[b].node];
+        const auto& n = plan_->g[plan_->buffers[b].node];
         const std::uint32_t d = n.p0;
         std::vector<float> table(static_cast<std::size_t>(n.rows) * d);
         for (std::uint64_t pos = 0; pos < n.rows; ++pos)
@@ -990,11 +987,11 @@ private:
     // Every copy of buffer b.
     void fill(int b, std::uint32_t word) {
         if (packed_) {
-            arena_->fill_at(plan.arena_offset[b] * 4, plan.buffers[b].bytes(), word);
+            arena_->fill_at(plan_->arena_offset[b] * 4, plan_->buffers[b].bytes(), word);
             return;
         }
         for (int layer = 0; layer < copies(b); ++layer) {
-            each_piece(b, region(b, layer), plan.buffers[b].bytes(),
+            each_piece(b, region(b, layer), plan_->buffers[b].bytes(),
                        [&](vulkan::buffer& piece, std::uint64_t at, std::uint64_t, std::uint64_t part) {
                            piece.fill_at(at, part, word);
                        });
@@ -1003,7 +1000,7 @@ private:
 
     void write_region(int b, std::span<const std::byte> bytes, int layer = 0) {
         if (packed_) {
-            arena_->upload_at(plan.arena_offset[b] * 4, bytes);
+            arena_->upload_at(plan_->arena_offset[b] * 4, bytes);
             return;
         }
         each_piece(b, region(b, layer), bytes.size(),
@@ -1013,7 +1010,7 @@ private:
     }
     void read_region(int b, std::span<std::byte> bytes, int layer = 0) const {
         if (packed_) {
-            arena_->download_at(plan.arena_offset[b] * 4, bytes);
+            arena_->download_at(plan_->arena_offset[b] * 4, bytes);
             return;
         }
         each_piece(b, region(b, layer), bytes.size(),
@@ -1025,7 +1022,7 @@ private:
     // One shader (persistent, single_dispatch) on llvmpipe: the shader says when the device's loop budget ran out
     // during the run (glsl/shader.hpp), which makes every result of that run wrong.
     void check_loop_budget() {
-        if constexpr (one_shader(How)) {
+        if (one_shader(how_)) {
             if (!launch_.loop_budget || scratch_.empty() || !scratch_.front().sync) return;
             vulkan::buffer& sync = *scratch_.front().sync;
             std::uint32_t flag = 0;
@@ -1033,11 +1030,11 @@ private:
             if (flag == 0) return;
             sync.fill_at(4 * vkfuse::plan::persistent_budget_word, 4, 0u);
             throw device_error(
-                "vkfuse program: this " + std::string(strategy_name(How)) + " program made more loop trips in one run "
+                "vkfuse program: this " + std::string(strategy_name(how_)) + " program made more loop trips in one run "
                 "than " + ctx_->device().name + " allows a shader (llvmpipe: 65535 in all, "
                 "LP_MAX_TGSI_LOOP_ITERATIONS), so the device ended its loops early and the run's results are wrong. "
                 "On this device use the fused strategy, which starts every kernel afresh" +
-                (How == strategy::persistent
+                (how_ == strategy::persistent
                      ? " (more workgroups do not help here: the one each of its threads runs takes the items as fast "
                        "as the others would)."
                      : "."));
@@ -1045,28 +1042,28 @@ private:
     }
 
     void mark_outputs_written() {
-        for (int b = 0; b < plan.buffer_count; ++b)
-            if (plan.buffers[b].slot_role == role::output)
+        for (int b = 0; b < plan_->buffer_count; ++b)
+            if (plan_->buffers[b].slot_role == role::output)
                 for (int layer = 0; layer < copies(b); ++layer) mark_written(b, layer);
     }
 
     void ensure_ready() {
-        for (int b = 0; b < plan.buffer_count; ++b) {
-            const auto& s = plan.buffers[b];
+        for (int b = 0; b < plan_->buffer_count; ++b) {
+            const auto& s = plan_->buffers[b];
             if (s.slot_role != role::output && !all_written(b))
                 throw usage_error("vkfuse program: " + describe_buffer(b) + " and was never given data; call upload(\"" +
                                   std::string(s.name.view()) + "\", ...) or bind it before run().");
         }
-        for (int i = 0; i < plan.param_count; ++i)
-            if (!param_set_[static_cast<std::size_t>(i)] && i != plan.loop_param)
+        for (int i = 0; i < plan_->param_count; ++i)
+            if (!param_set_[static_cast<std::size_t>(i)] && i != plan_->loop_param)
                 throw usage_error("vkfuse program: " +
-                                  std::string(plan.g[plan.params[i]].dtype == dtype_code::u32 ? "index '" : "param '") +
-                                  std::string(plan.g[plan.params[i]].name.view()) + "' was never set; call " +
-                                  (plan.g[plan.params[i]].dtype == dtype_code::u32 ? "set_index" : "set_param") +
+                                  std::string(plan_->g[plan_->params[i]].dtype == dtype_code::u32 ? "index '" : "param '") +
+                                  std::string(plan_->g[plan_->params[i]].name.view()) + "' was never set; call " +
+                                  (plan_->g[plan_->params[i]].dtype == dtype_code::u32 ? "set_index" : "set_param") +
                                   " before run().");
         if (sequence_) return;
         sequence_ = std::make_unique<vulkan::sequence>(*ctx_, record_dispatches(), 1,
-                                                       launch_.profile && !one_shader(How));
+                                                       launch_.profile && !one_shader(how_));
         ++recordings_;
     }
 
@@ -1084,30 +1081,30 @@ private:
                     for (vulkan::buffer* piece : buffers_for(b, layer)) d.buffers.push_back(piece);
             if (const scratch_buffers* sc = scratch_of(s)) {  // persistent counters; a split attention's scratch
                 if (sc->sync) d.buffers.push_back(sc->sync.get());
-                if (plan.shader(s).scratch_bindings != 1) {
+                if (plan_->shader(s).scratch_bindings != 1) {
                     d.buffers.push_back(&sc->partials);
                     d.buffers.push_back(&sc->arrivals);
                 }
             }
             d.uniform = params_.get();
             d.groups = {workgroups(s), 1, 1};
-            if (plan.push_constant_bytes() != 0) {  // this run's position of a repeat<>
+            if (plan_->push_constant_bytes() != 0) {  // this run's position of a repeat<>
                 const auto position = static_cast<std::uint32_t>(run);
                 d.push_constants = vulkan::pack_push_constants(position);
             }
             dispatches.push_back(std::move(d));
         };
-        const bool per_layer = plan.stacked() && !one_shader(How);
+        const bool per_layer = plan_->stacked() && !one_shader(how_);
         auto skipped = [&](int s) {
-            return !one_shader(How) && (skip_steps >> plan.kernels[s].step & 1u) != 0;
+            return !one_shader(how_) && (skip_steps >> plan_->kernels[s].step & 1u) != 0;
         };
-        for (int run = 0; run < runs_per_call; ++run) {
-            for (int s = 0; s < shader_count; ++s) {
+        for (int run = 0; run < runs_per_call_; ++run) {
+            for (int s = 0; s < shader_count_; ++s) {
                 if (skipped(s)) continue;
-                if (per_layer && s == plan.stack_first && plan.stack_last > plan.stack_first) {
-                    for (int layer = 0; layer < layers; ++layer)
-                        for (int k = plan.stack_first; k < plan.stack_last; ++k) add(k, run, layer);
-                    s = plan.stack_last - 1;
+                if (per_layer && s == plan_->stack_first && plan_->stack_last > plan_->stack_first) {
+                    for (int layer = 0; layer < layers_; ++layer)
+                        for (int k = plan_->stack_first; k < plan_->stack_last; ++k) add(k, run, layer);
+                    s = plan_->stack_last - 1;
                     continue;
                 }
                 add(s, run, -1);
@@ -1116,6 +1113,12 @@ private:
         return dispatches;
     }
 
+    strategy how_;
+    const Plan* plan_;
+    std::span<const std::string_view> sources_, packed_sources_;  // GLSL per shader: bindings apart, packed
+    std::uint64_t binding_limit_;                                  // binding_bytes_limit of the program type
+    int shader_count_, layers_, runs_per_call_, dispatch_count_;   // as program<...> publishes them
+    bool layers_in_one_buffer_;                                    // see copies()
     context* ctx_;
     launch_config launch_;
     std::unique_ptr<std::mutex> lock_;  // serialises every call (a pointer, so a program can be moved)
@@ -1147,7 +1150,42 @@ private:
     bool ran_ = false;
     std::unique_ptr<vulkan::sequence> sequence_;
     std::size_t recordings_ = 0;
+
+
 };
+
+} // namespace detail
+
+// The runnable form of a program type `Program` (the type of `y = expression` or of layer_graph(...)), planned with
+// strategy `How`. What it does at run time is detail::program_runtime's, shared by every strategy of one program
+// type; this type adds the plan and the counts as constants.
+template <class Program, strategy How = strategy::fused>
+class program : public detail::program_runtime<std::remove_cvref_t<decltype(glsl::compiled<Program, How>::plan)>> {
+public:
+    using info = glsl::compiled<Program, How>;
+    using packed_info = glsl::compiled<Program, How, true>;
+    static constexpr auto& plan = info::plan;
+    static constexpr strategy how = How;
+    // Dispatches per run: one per kernel, or one for a single-dispatch or persistent program.
+    static constexpr int shader_count = plan.shader_count();
+    // A repeat<> program runs its kernels once per position (a one-shader program loops inside its one dispatch).
+    static constexpr bool repeating = plan.loop_param >= 0;
+    static constexpr int runs_per_call = repeating && !one_shader(How) ? static_cast<int>(plan.loop_count) : 1;
+    // A stack<L> records its kernels once per layer (a one-shader program loops over the layers inside its dispatch).
+    static constexpr int layers = static_cast<int>(plan.layers());
+    static constexpr int dispatch_count =
+        runs_per_call * (one_shader(How)
+                             ? 1
+                             : shader_count + (layers - 1) * (plan.stack_last - plan.stack_first));
+
+    explicit program(context& ctx, program_options options = {})
+        : detail::program_runtime<std::remove_cvref_t<decltype(plan)>>(ctx, options, How, plan, info::sources,
+                                                                       packed_info::sources,
+                                                                       binding_bytes_limit<Program>) {}
+    program(context& ctx, const Program&, program_options options = {}) : program(ctx, options) {}
+    program(context& ctx, const Program&, strategy_tag<How>, program_options options = {}) : program(ctx, options) {}
+};
+
 
 // Deduces the program type from the expression: `vkfuse::program prog(ctx, y = x + w * x);`, and the strategy from
 // a tag: `vkfuse::program prog(ctx, layer, vkfuse::per_op);`

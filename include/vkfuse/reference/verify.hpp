@@ -51,17 +51,18 @@ struct verify_report {
 // Random data for every input, weight and state of `prog`, uploaded and mirrored into a host copy; f32 params
 // random too. Indices are not set: they are positions and tokens, which the caller chooses (set_index and
 // host.indices).
-template <class Program, strategy How>
-reference::bindings randomize(program<Program, How>& prog, const verify_options& o = {}) {
-    using P = program<Program, How>;
+// (Written against the part of a program every strategy shares, so one program type's strategies share the code.)
+template <class Plan>
+reference::bindings randomize(detail::program_runtime<Plan>& prog, const verify_options& o = {}) {
+    const Plan& plan = prog.plan_record();
     std::mt19937 rng(o.seed);
     reference::bindings host;
     auto range_of = [&](std::string_view name) {
         auto it = o.ranges.find(name);
         return it == o.ranges.end() ? std::pair{o.low, o.high} : it->second;
     };
-    for (int b = 0; b < P::plan.buffer_count; ++b) {
-        const auto& s = P::plan.buffers[b];
+    for (int b = 0; b < plan.buffer_count; ++b) {
+        const auto& s = plan.buffers[b];
         // outputs are computed, tables vkfuse fills, u32 buffers hold token ids the caller chooses
         if (s.slot_role == role::output || s.slot_role == role::table || s.dtype == dtype_code::u32) continue;
         const auto [lo, hi] = range_of(s.name.view());
@@ -73,8 +74,8 @@ reference::bindings randomize(program<Program, How>& prog, const verify_options&
         if (s.dtype != dtype_code::f32) data = prog.download(s.name.view());
         host.buffers.emplace(std::string(s.name.view()), std::move(data));
     }
-    for (int i = 0; i < P::plan.param_count; ++i) {
-        const auto& n = P::plan.g[P::plan.params[i]];
+    for (int i = 0; i < plan.param_count; ++i) {
+        const auto& n = plan.g[plan.params[i]];
         if (n.dtype == dtype_code::u32) continue;
         const auto [lo, hi] = range_of(n.name.view());
         const float v = std::uniform_real_distribution<float>(lo, hi)(rng);
@@ -113,22 +114,13 @@ inline void compare(verify_report& r, const std::string& name, const std::vector
     r.reference[name] = reference;
 }
 
-// Runs a built program (its inputs already uploaded and mirrored in `host`), poisoned outputs first, and compares
-// every output, named result and state with the Eigen evaluation of `expression` on `host`. States persist on both sides,
-// so calling this once per position checks a decoder step by step.
-// With `each_submitted`, the dispatches run as submits of their own (the naive baseline) and are checked so.
-template <class Program, strategy How>
-verify_report check(program<Program, How>& prog, const Program& expression, reference::bindings& host,
-                    bool each_submitted = false) {
-    using P = program<Program, How>;
-    prog.poison();
-    verify_report r;
-    r.dispatches = P::dispatch_count;
-    r.time = each_submitted ? prog.run_each_submitted() : prog.run();
-    host.results.clear();
-    const auto outputs = reference::evaluate(expression, host);
-    for (int b = 0; b < P::plan.buffer_count; ++b) {
-        const auto& s = P::plan.buffers[b];
+namespace detail {
+// check()'s comparison of every output, named result and state the device holds with what Eigen computed into `host`.
+template <class Plan>
+void compare_results(program_runtime<Plan>& prog, const reference::bindings& host, verify_report& r) {
+    const Plan& plan = prog.plan_record();
+    for (int b = 0; b < plan.buffer_count; ++b) {
+        const auto& s = plan.buffers[b];
         if (s.slot_role != role::output || s.temporary) continue;
         const std::string name(s.name.view());
         auto it = host.results.find(name);
@@ -141,15 +133,31 @@ verify_report check(program<Program, How>& prog, const Program& expression, refe
         }
         compare(r, name, device, it->second);
     }
-    (void)outputs;
     // states (KV caches) after the appends
-    for (int b = 0; b < P::plan.buffer_count; ++b) {
-        const auto& s = P::plan.buffers[b];
+    for (int b = 0; b < plan.buffer_count; ++b) {
+        const auto& s = plan.buffers[b];
         if (s.slot_role != role::state) continue;
         const std::string name(s.name.view());
         const auto& host_state = host.buffers.find(name)->second;
         compare(r, name, prog.download(name), std::vector<double>(host_state.begin(), host_state.end()));
     }
+}
+} // namespace detail
+
+// Runs a built program (its inputs already uploaded and mirrored in `host`), poisoned outputs first, and compares
+// every output, named result and state with the Eigen evaluation of `expression` on `host`. States persist on both sides,
+// so calling this once per position checks a decoder step by step.
+// With `each_submitted`, the dispatches run as submits of their own (the naive baseline) and are checked so.
+template <class Program, strategy How>
+verify_report check(program<Program, How>& prog, const Program& expression, reference::bindings& host,
+                    bool each_submitted = false) {
+    prog.poison();
+    verify_report r;
+    r.dispatches = program<Program, How>::dispatch_count;
+    r.time = each_submitted ? prog.run_each_submitted() : prog.run();
+    host.results.clear();
+    reference::evaluate(expression, host);
+    detail::compare_results(prog, host, r);
     return r;
 }
 
@@ -158,11 +166,11 @@ verify_report check(program<Program, How>& prog, const Program& expression, refe
 template <class Program, strategy How>
 verify_report verify(program<Program, How>& prog, const Program& expression, const verify_options& o = {},
                      const std::map<std::string, std::uint32_t, std::less<>>& indices = {}) {
-    using P = program<Program, How>;
+    const auto& plan = program<Program, How>::plan;
     reference::bindings host = randomize(prog, o);
-    for (int i = 0; i < P::plan.param_count; ++i) {
-        const auto& n = P::plan.g[P::plan.params[i]];
-        if (n.dtype != dtype_code::u32 || i == P::plan.loop_param) continue;
+    for (int i = 0; i < plan.param_count; ++i) {
+        const auto& n = plan.g[plan.params[i]];
+        if (n.dtype != dtype_code::u32 || i == plan.loop_param) continue;
         auto it = indices.find(n.name.view());
         const std::uint32_t v = it == indices.end() ? 0u : it->second;
         prog.set_index(n.name.view(), v);
