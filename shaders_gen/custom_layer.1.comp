@@ -98,20 +98,26 @@ void main() {
         float v3;  // mean of v0 over 768 elements, computed by every workgroup
         {
             float acc = 0.0;
-            for (uint i = gl_LocalInvocationID.x; i < 768u; i += gl_WorkGroupSize.x) {
-                float v0 = p_x[i];
-                acc = acc + (v0);
+            for (uint i = gl_LocalInvocationID.x; i < 192u; i += gl_WorkGroupSize.x) {  // i counts vec4s
+                vec4 v0 = p_x_v4[i];
+                acc = acc + (v0.x);
+                acc = acc + (v0.y);
+                acc = acc + (v0.z);
+                acc = acc + (v0.w);
             }
             v3 = vkf_workgroup_sum(acc) / 768.0;
         }
         float v6;  // mean of v5 over 768 elements, computed by every workgroup
         {
             float acc = 0.0;
-            for (uint i = gl_LocalInvocationID.x; i < 768u; i += gl_WorkGroupSize.x) {
-                float v0 = p_x[i];
-                float v4 = v0 - v3;
-                float v5 = v4 * v4;
-                acc = acc + (v5);
+            for (uint i = gl_LocalInvocationID.x; i < 192u; i += gl_WorkGroupSize.x) {  // i counts vec4s
+                vec4 v0 = p_x_v4[i];
+                vec4 v4 = v0 - v3;
+                vec4 v5 = v4 * v4;
+                acc = acc + (v5.x);
+                acc = acc + (v5.y);
+                acc = acc + (v5.z);
+                acc = acc + (v5.w);
             }
             v6 = vkf_workgroup_sum(acc) / 768.0;
         }

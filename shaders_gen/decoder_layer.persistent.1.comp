@@ -262,10 +262,13 @@ void main() {
         float v4;  // mean of v3 over 896 elements, computed by every workgroup
         {
             float acc = 0.0;
-            for (uint i = gl_LocalInvocationID.x; i < 896u; i += gl_WorkGroupSize.x) {
-                float v0 = p_x[i];
-                float v3 = v0 * v0;
-                acc = acc + (v3);
+            for (uint i = gl_LocalInvocationID.x; i < 224u; i += gl_WorkGroupSize.x) {  // i counts vec4s
+                vec4 v0 = p_x_v4[i];
+                vec4 v3 = v0 * v0;
+                acc = acc + (v3.x);
+                acc = acc + (v3.y);
+                acc = acc + (v3.z);
+                acc = acc + (v3.w);
             }
             v4 = vkf_workgroup_sum(acc) / 896.0;
         }
@@ -475,10 +478,13 @@ void main() {
         float v36;  // mean of v35 over 896 elements, computed by every workgroup
         {
             float acc = 0.0;
-            for (uint i = gl_LocalInvocationID.x; i < 896u; i += gl_WorkGroupSize.x) {
-                float v32 = p_h[i];
-                float v35 = v32 * v32;
-                acc = acc + (v35);
+            for (uint i = gl_LocalInvocationID.x; i < 224u; i += gl_WorkGroupSize.x) {  // i counts vec4s
+                vec4 v32 = p_h_v4[i];
+                vec4 v35 = v32 * v32;
+                acc = acc + (v35.x);
+                acc = acc + (v35.y);
+                acc = acc + (v35.z);
+                acc = acc + (v35.w);
             }
             v36 = vkf_workgroup_sum(acc) / 896.0;
         }

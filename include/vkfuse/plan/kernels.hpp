@@ -155,6 +155,17 @@ constexpr void describe_bindings(const program_plan<Cap>& p, kernel_record& k) {
             }
         });
     }
+    // a reduction computed four elements at a time reads its vectors as vec4s too
+    for (int r = 0; r < p.g.size; ++r) {
+        if (!sc.nodes[r] || !sc.vectorized_reduction(r)) continue;
+        bool need[Cap] = {};
+        sc.collect(p.g[r].a, need);
+        for (int n = 0; n < p.g.size; ++n) {
+            if (!need[n]) continue;
+            if (sc.reads_memory(n)) as_vec4[p.buffer_of_node[n]] = true;
+            if (p.g[n].kind == node_kind::lookup) as_vec4[p.buffer_of_node[p.g[n].a]] = true;
+        }
+    }
     for (int b = 0; b < p.buffer_count; ++b) {
         if (!used[b]) continue;
         if (k.binding_count == max_kernel_buffers) vkfuse_error_a_kernel_uses_more_than_96_buffers();

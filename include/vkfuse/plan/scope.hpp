@@ -89,6 +89,24 @@ struct kernel_scope {
         for (int n = 0; n < size(); ++n)
             if (seg[n] && computes_matvec(n) && p.g[p.g[n].b].rows == cols) collect(p.g[n].b, need);
     }
+    // A reduction node `r` this kernel computes, over a vector it evaluates element by element four at a time: the
+    // length divides by 4 and every element's value is reads, lookups and elementwise ops (a rope pairs rows; a
+    // product is summed per row). Each invocation then makes a quarter of the trips, each reading 16 bytes.
+    constexpr bool vectorized_reduction(int r) const {
+        const node& x = p.g[r];
+        if (x.kind != node_kind::reduce || x.rank != 0 || reads_memory(r) || !vectorized(p.g[x.a].rows)) return false;
+        bool need[Cap] = {};
+        collect(x.a, need);
+        if (!need[x.a]) return false;
+        for (int n = 0; n < size(); ++n) {
+            if (!need[n]) continue;
+            const node& y = p.g[n];
+            if (y.dtype == dtype_code::u32) return false;
+            if (reads_memory(n)) continue;
+            if (y.kind != node_kind::unary && y.kind != node_kind::binary && y.kind != node_kind::lookup) return false;
+        }
+        return true;
+    }
     // The head dim of the rope evaluated in root's segment (0: none), which then works on row pairs.
     constexpr std::uint32_t pair_dim(int root) const {
         bool need[Cap] = {};

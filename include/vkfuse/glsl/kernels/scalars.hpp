@@ -26,42 +26,54 @@ constexpr void emit_scalars(T& t, const kernel_view<Cap>& kv) {
         const op_info& fold = op_info_of(x.operation);
         const op_info& with = op_info_of(fold.combine);
         const std::uint64_t len = kv[x.a].rows;
+        // four elements a trip where the vector allows (plan::kernel_scope::vectorized_reduction), folded in order
+        const bool v4 = kv.vectorized_reduction(r);
         t << "        float v" << r << ";  // " << fold.name << " of v" << x.a << " over " << len
           << " elements, computed by every workgroup\n"
           << "        {\n"
           << "            float acc = " << float_literal{fold.identity} << ";\n";
         if (fold.indexed) t << "            float at = 0.0;\n";
-        t << "            for (uint i = gl_LocalInvocationID.x; i < " << len << "u; i += gl_WorkGroupSize.x) {\n";
+        t << "            for (uint i = gl_LocalInvocationID.x; i < " << (v4 ? len / 4 : len)
+          << "u; i += gl_WorkGroupSize.x) {" << (v4 ? "  // i counts vec4s\n" : "\n");
         bool need[Cap] = {};
         kv.collect(x.a, need);
-        emit_block(t, kv, need, 4, site{}, false);
-        // the value as an operand
-        auto value = [&] { ref(t, kv, x.a, site{}); };
-        if (fold.indexed) {
-            // keep the first index where the fold moves: then the smallest index holding the final value wins
-            t << "                const float next = ";
-            if (with.infix) {
-                t << "acc" << with.glsl;
-                value();
+        site at_i;
+        at_i.width = v4 ? 4 : 1;
+        emit_block(t, kv, need, 4, at_i, false);
+        for (int c = 0; c < (v4 ? 4 : 1); ++c) {
+            // the value (component c of four) as an operand
+            auto value = [&] {
+                ref(t, kv, x.a, site{});
+                if (v4) t << '.' << "xyzw"[c];
+            };
+            if (fold.indexed) {
+                // keep the first index where the fold moves: then the smallest index holding the final value wins
+                t << "                " << (c == 0 ? "float " : "") << "next = ";
+                if (with.infix) {
+                    t << "acc" << with.glsl;
+                    value();
+                } else {
+                    t << with.glsl << "(acc, ";
+                    value();
+                    t << ')';
+                }
+                t << ";\n"
+                  << "                if (next != acc) { acc = next; at = float(" << (v4 ? "4u * i + " : "i");
+                if (v4) t << c << 'u';
+                t << "); }\n";
             } else {
-                t << with.glsl << "(acc, ";
-                value();
-                t << ')';
+                t << "                acc = ";
+                if (with.infix) {
+                    t << "acc" << with.glsl << '(';
+                    value();
+                    t << ')';
+                } else {
+                    t << with.glsl << "(acc, ";
+                    value();
+                    t << ')';
+                }
+                t << ";\n";
             }
-            t << ";\n"
-              << "                if (next != acc) { acc = next; at = float(i); }\n";
-        } else {
-            t << "                acc = ";
-            if (with.infix) {
-                t << "acc" << with.glsl << '(';
-                value();
-                t << ')';
-            } else {
-                t << with.glsl << "(acc, ";
-                value();
-                t << ')';
-            }
-            t << ";\n";
         }
         t << "            }\n";
         if (fold.indexed) {
