@@ -10,6 +10,7 @@
 
 #include <vkfuse/model/decoder.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -51,10 +52,22 @@ TEST_CASE("persistent: the plan is the fused plan's kernels as phases of one sha
     CHECK(prog.dispatch_count == 1);
     CHECK(prog.workgroups(0) == 7);
     program<P, strategy::fused> fused_prog(vkfuse_test::context());
+    const std::uint32_t group = prog.launch().workgroup_size;
     for (int k = 0; k < p.kernel_count; ++k) {
-        CHECK(prog.lanes(k) == fused_prog.lanes(k));  // a phase is laid out as the fused kernel is
+        const plan::kernel_record& kr = p.kernels[k];
         CHECK(prog.items(k) >= 1);
         CHECK(prog.items(k) <= 7);
+        if (kr.kind != plan::kernel_kind::matvec || prog.launch().matvec_threads == 0) {
+            // other phases are laid out as the fused kernel is, and so is every phase on a CPU device
+            CHECK(prog.lanes(k) == fused_prog.lanes(k));
+            continue;
+        }
+        // a matvec phase's items each cover their rows in one pass, unless a row is already down to one 128-byte
+        // line per invocation
+        const std::uint64_t most = plan::ceil_power_of_two(kr.lanes.longest);
+        const bool one_pass = std::uint64_t{prog.items(k)} * (group / prog.lanes(k)) >= kr.units;
+        CHECK((one_pass || prog.lanes(k) == std::min<std::uint64_t>(kr.lanes.line, most)));
+        CHECK(prog.lanes(k) <= group);
     }
     const std::string text = prog.describe();
     CHECK(text.find("persistent: 1 dispatch") != std::string::npos);

@@ -153,6 +153,15 @@ TEST_CASE("the plan's records: segments, bindings, lanes, workgroups") {
     static_assert(plan::workgroups(p.kernels[2], 256, 32) == 896 / 8);
     static_assert(plan::choose_lanes(p.kernels[2], strategy::fused, {256, 32, 1u << 17, false}) == 256);
     static_assert(plan::choose_lanes(p.kernels[3], strategy::fused, {256, 32, 1u << 17, false}) == 32);
+    // persistent, 528 workgroups: the gate and up rows (4864) over 528 items are 10 each, so 16 rows of 16 lanes make
+    // one pass; the output projection's 896 rows are 2 each (128 lanes); a 1-workgroup launch takes all rows, at
+    // one 128-byte line (8 vec4s) per lane
+    static_assert(plan::choose_lanes(p.kernels[3], strategy::persistent, {256, 32, 1u << 17, false, 528}) == 16);
+    static_assert(plan::choose_lanes(p.kernels[2], strategy::persistent, {256, 32, 1u << 17, false, 528}) == 128);
+    static_assert(plan::choose_lanes(p.kernels[3], strategy::persistent, {256, 32, 1u << 17, false, 1}) == 8);
+    // lanes the user fixed are kept; a CPU device (matvec_threads 0) keeps the fused rule's
+    static_assert(plan::choose_lanes(p.kernels[3], strategy::persistent, {256, 64, 1u << 17, true, 528}) == 64);
+    static_assert(plan::choose_lanes(p.kernels[3], strategy::persistent, {256, 8, 0, false, 2}) == 8);
     // the runtime launches what the records say
     program<layer::program_type> prog(vkfuse_test::context());
     for (int k = 0; k < prog.shader_count; ++k) {

@@ -283,6 +283,7 @@ struct launch_facts {
     std::uint32_t lanes = 32;            // the smallest invocations per matvec row (the subgroup size, usually)
     std::uint32_t matvec_threads = 0;    // fused/per_op: widen rows until rows x lanes reach this (0: never)
     bool fixed_lanes = false;            // the user chose `lanes` for every matvec kernel
+    std::uint32_t persistent_workgroups = 0;  // persistent: the workgroups launched (0: not known)
 };
 
 constexpr std::uint64_t ceil_power_of_two(std::uint64_t v) {
@@ -294,15 +295,21 @@ constexpr std::uint64_t ceil_power_of_two(std::uint64_t v) {
 // Invocations per row of matvec kernel `k` on a device.
 //   fused, per_op: from the subgroup size up, doubling while rows x lanes stay below matvec_threads and the row has
 //     steps for them, so few long rows get many invocations each (enough loads in flight) and many rows one subgroup.
-//   (persistent phases follow the fused rule: many workgroups share each phase.)
 //   single_dispatch: the workgroup runs the phase alone, so enough rows at once to cover all of them in one pass
 //     where it can (workgroup / rows), but never more lanes than a row has steps, nor fewer than read a 128-byte line.
+//   persistent: likewise for each work item's share of the rows (the rows over the workgroups launched), so an item
+//     makes one pass with every invocation's loads in flight together, instead of a pass per round trip.
 constexpr std::uint32_t choose_lanes(const kernel_record& k, strategy how, const launch_facts& f) {
     if (k.kind != kernel_kind::matvec) return f.lanes;
-    if (how == strategy::single_dispatch) {
+    // (on a CPU device, matvec_threads 0, a persistent phase keeps a subgroup per row as fused does: each thread runs
+    // one workgroup, which has nothing to overlap, and llvmpipe's loop budget favours few, long trips)
+    const bool persistent = how == strategy::persistent && f.persistent_workgroups != 0 && f.matvec_threads != 0;
+    if (how == strategy::single_dispatch || (persistent && !f.fixed_lanes)) {
         const std::uint64_t most = ceil_power_of_two(k.lanes.longest);
         const std::uint64_t least = k.lanes.line < most ? k.lanes.line : most;
-        std::uint64_t l = f.workgroup_size / ceil_power_of_two(k.lanes.rows);
+        const std::uint64_t rows = persistent ? (k.lanes.rows + f.persistent_workgroups - 1) / f.persistent_workgroups
+                                              : k.lanes.rows;
+        std::uint64_t l = f.workgroup_size / ceil_power_of_two(rows);
         l = l < least ? least : l > most ? most : l;
         return static_cast<std::uint32_t>(l < f.workgroup_size ? l : f.workgroup_size);
     }

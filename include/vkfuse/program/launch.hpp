@@ -60,7 +60,9 @@ struct launch_config {
     bool profile = false;  // persistent: work items note their times (VKFUSE_PROFILE)
 
     // What the plan's lanes rule (plan::choose_lanes) needs to know.
-    plan::launch_facts facts() const { return {workgroup_size, lanes, matvec_threads, fixed_lanes}; }
+    plan::launch_facts facts() const {
+        return {workgroup_size, lanes, matvec_threads, fixed_lanes, persistent_workgroups};
+    }
 
     // The symbols the shaders' #ifdefs test, for glslang's preamble.
     std::string preamble() const {
