@@ -3,7 +3,8 @@
 // memory-bandwidth floor measured in the same run (benchmarks/decode.hpp says how).
 //
 //     decode [--shapes qwen,llama] [--formats f32,f16,bf16,q8_0,q4_0]
-//            [--strategies fused,per_op,single_dispatch,persistent] [--persistent-workgroups 0,264,528] [--profile]
+//            [--strategies fused,per_op,single_dispatch,persistent] [--persistent-workgroups 0,264,528]
+//            [--persistent-variants default,taken,assigned+noprefetch+nostage] [--profile]
 //            [--contexts 1,256,1024] [--runs 100] [--json FILE|DIR] [--commit SHA]
 //
 // Per variant and context: GPU time of one run of the model (timestamps) and its wall time (submit to fence), and
@@ -64,6 +65,11 @@ int main(int argc, char** argv) try {
     cli.flags()
         .add_option("--persistent-workgroups", s.persistent_workgroups,
                     "persistent: workgroups launched, a variant each (0: the device's default)")
+        ->delimiter(',');
+    cli.flags()
+        .add_option("--persistent-variants", s.persistent_variants,
+                    "persistent: a variant each, 'default' or features joined by '+': assigned|taken, "
+                    "prefetch|noprefetch, stage|nostage")
         ->delimiter(',');
     cli.flags().add_flag("--profile", s.profile,
                          "also where each run's time goes, kernel by kernel (timestamps; persistent: the shader "
@@ -139,6 +145,13 @@ int main(int argc, char** argv) try {
             entry["profile"] = {{"run_us", r.profiled_run_us}, {"between_phases_us", r.profiled_run_us - spans},
                                 {"phases", phases}};
         }
+        if (r.strategy.rfind("persistent", 0) == 0) {
+            entry["door_closed_runs"] = r.fallbacks;
+            entry["runs"] = r.runs;
+            if (r.fallbacks != 0)
+                std::printf("    the door closed in %u of %u runs: those took their items from the counter\n",
+                            r.fallbacks, r.runs);
+        }
         results.push_back(entry);
         report.tsv().row(r.shape, r.format, r.strategy, r.context, gpu.median, wall.median,
                          r.loop_wall_us > 0 ? r.loop_wall_us : wall.median, floor_us, floor_us / gpu.median);
@@ -149,6 +162,7 @@ int main(int argc, char** argv) try {
                                  {"formats", formats},
                                  {"strategies", s.strategies},
                                  {"persistent_workgroups", s.persistent_workgroups},
+                                 {"persistent_variants", s.persistent_variants},
                                  {"profile", s.profile},
                                  {"contexts", s.contexts},
                                  {"runs", s.runs},

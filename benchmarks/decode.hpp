@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,10 @@ struct settings {
     std::vector<std::string> strategies{"fused", "per_op", "single_dispatch", "persistent"};
     // persistent: the workgroups launched, one variant each ("persistent-<n>"; 0: the device's default, "persistent")
     std::vector<std::uint32_t> persistent_workgroups{0};
+    // persistent: the schedule and its techniques, one variant each: "default" (the device's choices), or features
+    // joined by '+' from assigned / taken (program_options::schedule), prefetch / noprefetch (prefetch_weights),
+    // stage / nostage (stage_inputs); the variant is then named persistent[-<workgroups>]-<features>
+    std::vector<std::string> persistent_variants{"default"};
     bool profile = false;  // also a run with program_options::profile: kernel by kernel (not single_dispatch)
     double max_seconds = 5;                           // a variant's timed runs at one context stop after this
     double tolerance = 1e-5;                          // relative L2 of the logits against Eigen (f32 arithmetic)
@@ -47,7 +53,33 @@ struct result {
     };
     std::vector<phase> phases;
     double profiled_run_us = 0;  // that run's time, first item taken to last finished
+    std::uint32_t fallbacks = 0;  // persistent: runs whose door closed (program::persistent_fallbacks)
+    std::uint32_t runs = 0;       // persistent: runs made by the program, the verifying and warming ones too
 };
+
+// A persistent variant's options (settings::persistent_variants); throws on a feature it does not know.
+inline vkfuse::program_options persistent_options(std::uint32_t workgroups, const std::string& variant) {
+    vkfuse::program_options o{.persistent_workgroups = workgroups};
+    if (variant == "default") return o;
+    std::size_t at = 0;
+    while (at <= variant.size()) {
+        const std::size_t end = std::min(variant.find('+', at), variant.size());
+        const std::string feature = variant.substr(at, end - at);
+        if (feature == "assigned")
+            o.schedule = vkfuse::persistent_schedule::assigned;
+        else if (feature == "taken")
+            o.schedule = vkfuse::persistent_schedule::taken;
+        else if (feature == "prefetch" || feature == "noprefetch")
+            o.prefetch_weights = feature == "prefetch";
+        else if (feature == "stage" || feature == "nostage")
+            o.stage_inputs = feature == "stage";
+        else
+            throw std::invalid_argument("decode: unknown persistent feature '" + feature + "' in '" + variant +
+                                        "' (assigned, taken, prefetch, noprefetch, stage, nostage)");
+        at = end + 1;
+    }
+    return o;
+}
 
 // The largest context a build holds (the KV caches' rows).
 inline constexpr std::uint32_t max_context = 1024;

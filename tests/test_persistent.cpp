@@ -116,6 +116,76 @@ TEST_CASE("persistent: a model with split attention over a stack, at several num
 }
 
 namespace {
+// A two-layer model in bf16 at sizes whose rows divide by 8 (a matvec reads 8 weights per 16-byte load) and by 4 only
+// (4 per load), with a cache long enough to split attention.
+constexpr model::sizes wide_rows{.layers = 2, .hidden = 48, .heads = 4, .kv_heads = 2, .head_dim = 12,
+                                 .intermediate = 84, .vocab = 97, .max_positions = 80, .rms_norm_eps = 1e-5f};
+using wide_model = model::decoder<wide_rows, bf16>;
+} // namespace
+
+TEST_CASE("persistent: both schedules, with and without prefetching and staged inputs, agree with Eigen") {
+    // assigned: item g is workgroup g % N's once every workgroup has arrived at the door; lavapipe runs at most as
+    // many workgroups at once as it has threads (at most 32), so 333 never all arrive: the door closes and every run
+    // takes its items from the counter. One workgroup always arrives alone.
+    const bool llvmpipe = vkfuse_test::context().device().driver_name == "llvmpipe";
+    for (const persistent_schedule schedule : {persistent_schedule::assigned, persistent_schedule::taken})
+        for (const bool prefetch : {true, false})
+            for (const bool stage : {true, false})
+                for (const std::uint32_t groups : {1u, 3u, 333u}) {
+                    const program_options o{.persistent_workgroups = groups, .schedule = schedule,
+                                            .prefetch_weights = prefetch, .stage_inputs = stage};
+                    const std::string what = std::string(schedule == persistent_schedule::assigned ? "assigned" : "taken") +
+                                             (prefetch ? ", prefetching" : "") + (stage ? ", staged inputs" : "") +
+                                             ", " + std::to_string(groups) + " workgroups";
+                    program<odd_layer::program_type, strategy::persistent> layer(vkfuse_test::context(), o);
+                    CHECK(layer.launch().assigned == (schedule == persistent_schedule::assigned));
+                    CHECK(layer.launch().prefetch == prefetch);
+                    CHECK(layer.launch().stage_inputs == stage);  // lavapipe has the 32 KiB they need
+                    reference::bindings host = randomize(layer, layer_ranges());
+                    std::uint32_t runs = 0;
+                    for (const std::uint32_t pos : {0u, 7u, 39u}) {
+                        layer.set_index("pos", pos);
+                        host.indices["pos"] = pos;
+                        const verify_report r = check(layer, odd_layer::program, host);
+                        ++runs;
+                        INFO(what << ", layer at position " << pos << ": " << r.summary());
+                        CHECK(r.ok());
+                    }
+                    if (schedule == persistent_schedule::taken || groups == 1) CHECK(layer.persistent_fallbacks() == 0);
+                    if (schedule == persistent_schedule::assigned && groups == 333 && llvmpipe)
+                        CHECK(layer.persistent_fallbacks() == runs);
+
+                    program<wide_model::program_type, strategy::persistent> model(vkfuse_test::context(), o);
+                    host = randomize(model, {.seed = 21, .ranges = {{"lm_head", {-4.0f, 4.0f}}}});
+                    for (const std::uint32_t pos : {0u, 33u, 79u}) {
+                        const std::uint32_t token = (pos * 5 + 1) % wide_model::V;
+                        model.set_index("pos", pos);
+                        model.set_index("token", token);
+                        host.indices["pos"] = pos;
+                        host.indices["token"] = token;
+                        const verify_report r = check(model, wide_model::program, host);
+                        INFO(what << ", bf16 model at position " << pos << ": " << r.summary());
+                        CHECK(r.ok());
+                    }
+                }
+    check_validation_clean();
+}
+
+TEST_CASE("persistent: the shader reads bf16 rows 8 weights a load, stages inputs and waits per phase instance") {
+    constexpr std::string_view text = glsl::source<wide_model::program_type, 0, strategy::persistent>;
+    CHECK(text.find("uvec4 p_w_gate_v8[]") != std::string_view::npos);  // the 16-byte view of a bf16 matrix
+    CHECK(text.find("mat2x4 vkf_p_w_gate_8(uint o)") != std::string_view::npos);
+    CHECK(text.find("j counts eights") != std::string_view::npos);  // hidden 48, intermediate 84 (by 4 only)
+    CHECK(text.find("j counts vec4s") != std::string_view::npos);
+    CHECK(text.find("shared vec4 vkf_x[") != std::string_view::npos);
+    CHECK(text.find("vkf_wait(vkf_instance - 1u") != std::string_view::npos);
+    constexpr auto& p = plan::plan_v<wide_model::program_type, strategy::persistent>;
+    // embedding; two layers of q/k/v, attention, output projection, gate/up, down; logits and argmax
+    static_assert(p.phase_instances() == 1 + 2 * 5 + 2);
+    static_assert(p.single_shared.staged == 84);  // the widest phase input: the down projection's
+}
+
+namespace {
 // 40 positions of a 64 x 32768 product in one dispatch: with one workgroup, each of its invocations makes about
 // 82,000 loop trips in a run, more than llvmpipe's 65535.
 constexpr uint_param<"pos"> budget_pos{};

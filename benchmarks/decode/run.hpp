@@ -68,10 +68,11 @@ struct model_data {
 // went, kernel by kernel (a timestamp after every dispatch; persistent: its work items' shader clocks), stored with
 // that context's result.
 template <class Model, strategy How>
-void profile_phases(context& ctx, model_data& data, std::uint32_t workgroups, const std::string& variant,
+void profile_phases(context& ctx, model_data& data, program_options options, const std::string& variant,
                     std::string_view shape, std::string_view format, std::vector<result>& out) {
     using P = program<typename Model::program_type, How>;
-    P prog(ctx, program_options{.persistent_workgroups = workgroups, .profile = true});
+    options.profile = true;
+    P prog(ctx, options);
     for (const auto& [name, values] : data.drawn.buffers) prog.upload(name, values);
     prog.set_index("token", 17);
     for (result& r : out) {
@@ -85,17 +86,22 @@ void profile_phases(context& ctx, model_data& data, std::uint32_t workgroups, co
     }
 }
 
-// `workgroups`: persistent's launch (0: the device's default); the variant is then named persistent-<workgroups>.
+// `workgroups`: persistent's launch (0: the device's default) and `features` its variant (settings::
+// persistent_variants); the variant is then named persistent[-<workgroups>][-<features>].
 template <class Model, strategy How>
 void run_strategy(context& ctx, const settings& st, model_data& data, std::string_view shape,
-                  std::string_view format, std::vector<result>& out, std::uint32_t workgroups = 0) {
+                  std::string_view format, std::vector<result>& out, std::uint32_t workgroups = 0,
+                  const std::string& features = "default") {
     using P = program<typename Model::program_type, How>;
     if (std::find(st.strategies.begin(), st.strategies.end(), strategy_name(How)) == st.strategies.end()) return;
-    const std::string variant =
-        std::string(strategy_name(How)) + (workgroups != 0 ? "-" + std::to_string(workgroups) : std::string());
+    const std::string variant = std::string(strategy_name(How)) +
+                                (workgroups != 0 ? "-" + std::to_string(workgroups) : std::string()) +
+                                (features != "default" ? "-" + features : std::string());
     std::printf("decode: %s %s %s ...\n", std::string(shape).c_str(), std::string(format).c_str(), variant.c_str());
     std::fflush(stdout);
-    P prog(ctx, program_options{.persistent_workgroups = workgroups});
+    const program_options options = persistent_options(workgroups, features);
+    P prog(ctx, options);
+    std::uint32_t runs = 0;
     const bool first = data.drawn.buffers.empty();
     for (int b = 0; b < P::plan.buffer_count; ++b) {
         const auto& s = P::plan.buffers[b];
@@ -120,6 +126,7 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
     prog.set_index("token", token);
     prog.poison();
     prog.run();
+    ++runs;
     if (data.expected.empty()) {
         data.stored.indices["pos"] = longest - 1;
         data.stored.indices["token"] = token;
@@ -152,20 +159,24 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
         if (verified) {
             prog.set_index("pos", c - 1);
             double spent_us = 0;
-            for (int i = 0; i < 10000 && (i < 3 || spent_us < 3e5); ++i) spent_us += prog.run().wall_ns / 1e3;
+            for (int i = 0; i < 10000 && (i < 3 || spent_us < 3e5); ++i, ++runs) spent_us += prog.run().wall_ns / 1e3;
             spent_us = 0;
-            for (int i = 0; i < st.runs && (i < 3 || spent_us < st.max_seconds * 1e6); ++i) {
+            for (int i = 0; i < st.runs && (i < 3 || spent_us < st.max_seconds * 1e6); ++i, ++runs) {
                 const vulkan::timing t = prog.run();
                 r.gpu_us.push_back(t.gpu_ns / 1e3);
                 r.wall_us.push_back(t.wall_ns / 1e3);
                 spent_us += t.wall_ns / 1e3;
             }
         }
+        if constexpr (How == strategy::persistent) {
+            r.fallbacks = prog.persistent_fallbacks();
+            r.runs = runs;
+        }
         out.push_back(std::move(r));
     }
     if (!verified) return;
     if constexpr (How != strategy::single_dispatch)
-        if (st.profile) profile_phases<Model, How>(ctx, data, workgroups, variant, shape, format, out);
+        if (st.profile) profile_phases<Model, How>(ctx, data, options, variant, shape, format, out);
     // The loop on the device: a prompt of `context` ids, then 32 new tokens in one submission; its wall time per
     // new token. Skipped where the prompt alone would take more than a few seconds (single_dispatch, long contexts).
     decode_loop loop(prog, {.head_steps = Model::head_steps});
@@ -189,7 +200,8 @@ std::vector<result> run_model(context& ctx, const settings& st, std::string_view
     run_strategy<M, strategy::per_op>(ctx, st, data, shape, format, out);
     run_strategy<M, strategy::single_dispatch>(ctx, st, data, shape, format, out);
     for (const std::uint32_t workgroups : st.persistent_workgroups)
-        run_strategy<M, strategy::persistent>(ctx, st, data, shape, format, out, workgroups);
+        for (const std::string& features : st.persistent_variants)
+            run_strategy<M, strategy::persistent>(ctx, st, data, shape, format, out, workgroups, features);
     return out;
 }
 

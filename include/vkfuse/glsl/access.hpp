@@ -57,12 +57,13 @@ constexpr void buffer_name(T& t, const plan::program_plan<Cap>& p, int b, int pi
 // and the carried state is one buffer of L + 1 rows, layer i reading row i and writing row i + 1 (the stack's output,
 // read by later steps, is row L). The other strategies bind each layer's buffers to that layer's dispatches, so their
 // shaders never see layers and this writes nothing.
+// `per`: elements per index (1, 4 for vec4s, 8 for a wide load's eight).
 template <class T, std::size_t Cap>
-constexpr void layer_offset(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
+constexpr void layer_offset(T& t, const kernel_view<Cap>& kv, int b, int per) {
     const plan::program_plan<Cap>& p = kv.p;
     const plan::buffer_slot& s = p.buffers[b];
     if (!one_shader(p.how) || !s.per_layer()) return;
-    const std::uint64_t stride = v4 ? s.layer_stride() / 4 : s.layer_stride();
+    const std::uint64_t stride = s.layer_stride() / static_cast<std::uint64_t>(per);
     const bool inside = kv.index >= p.stack_first && kv.index < p.stack_last;
     using carry = plan::buffer_slot::carry_kind;
     if (!inside) {  // a step before the stack writes its input (row 0), a step after reads its output (row L)
@@ -70,6 +71,11 @@ constexpr void layer_offset(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
         return;
     }
     t << (s.carry == carry::out ? "(vkf_layer + 1u) * " : "vkf_layer * ") << stride << "u + ";
+}
+
+template <class T, std::size_t Cap>
+constexpr void layer_offset(T& t, const kernel_view<Cap>& kv, int b, bool v4) {
+    layer_offset(t, kv, b, v4 ? 4 : 1);
 }
 
 // Opens an element access of buffer b — `name[` or `name_v4[` — or, packed, `vkf_arena[<offset>u + `, or, for a
@@ -130,6 +136,18 @@ constexpr void load(T& t, const kernel_view<Cap>& kv, int b, bool v4, Index inde
     open_access(t, kv, b, v4);
     index();
     t << ']';
+}
+
+// Eight elements of a wide-loaded buffer (glsl/storage.hpp wide_loads) as a mat2x4, `index` counting eights.
+template <class T, std::size_t Cap, class Index>
+constexpr void load8_node(T& t, const kernel_view<Cap>& kv, int n, Index index) {
+    const int b = kv.p.buffer_of_node[n];
+    t << "vkf_";
+    buffer_name(t, kv.p, b);
+    t << "_8(";
+    layer_offset(t, kv, b, 8);
+    index();
+    t << ')';
 }
 
 template <class T, std::size_t Cap, class Index>

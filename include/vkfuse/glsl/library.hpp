@@ -75,6 +75,11 @@ constexpr void emit_shared_memory(T& t, const plan::shared_layout& s) {
     if (s.sums) t << "shared float vkf_sums[gl_WorkGroupSize.x];  // with vkf_scratch: softmax statistics being merged\n";
     if (s.query) t << "shared float vkf_q[" << s.query << "];                  // the query head being attended\n";
     if (s.weights) t << "shared float vkf_p[gl_WorkGroupSize.x];  // softmax weights of one block of positions\n";
+    if (s.staged)
+        t << "#ifdef VKFUSE_STAGE_INPUTS\n"
+          << "shared vec4 vkf_x[" << s.staged / 4
+          << "];  // a matvec phase's input vectors, evaluated once per work item\n"
+          << "#endif\n";
     if (s.pool)
         t << "shared float vkf_shared[" << s.pool
           << "];  // temporaries: the whole program runs in this workgroup, so they stay on chip\n";

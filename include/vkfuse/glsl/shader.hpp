@@ -60,10 +60,15 @@ constexpr void emit_header(T& t, const plan::program_plan<Cap>& p, const plan::s
             t << "layout(constant_id = " << k + 1 << ") const uint LANES_" << k + 1
               << " = 32u;  // invocations per row of phase " << k + 1 << "\n";
     // persistent: one per phase, its work items (each a workgroup's share of the phase), at constant_id K + k
-    if (p.how == strategy::persistent)
+    if (p.how == strategy::persistent) {
         for (int k = sh.first; k < sh.last; ++k)
             t << "layout(constant_id = " << p.kernel_count + k + 1 << ") const uint ITEMS_" << k + 1
               << " = 1u;  // work items of phase " << k + 1 << "\n";
+        t << "layout(constant_id = " << 2 * p.kernel_count + 1
+          << ") const uint ASSIGNED = 0u;  // 1: item g is workgroup g % N's, where all N run at once (the door)\n"
+          << "layout(constant_id = " << 2 * p.kernel_count + 2
+          << ") const uint PREFETCH = 0u;  // 1: an item reads its first weights before it waits\n";
+    }
     t << '\n';
 }
 
@@ -79,13 +84,10 @@ constexpr void emit_scratch_bindings(T& t, strategy how, const plan::shader_reco
     }
     if (sh.scratch_bindings != 2) {  // persistent
         t << "layout(set = 0, binding = " << first++
-          << ", std430) coherent buffer Sync { uint vkf_sync[]; };  // items taken, finished; exits\n"
-          << "shared uint vkf_ticket;  // the work item this workgroup took\n"
-          << "shared uint vkf_ready;   // the phase before it has finished\n"
-          << "uint vkf_finished() {  // work items finished so far; acquire: what they wrote is visible after it\n"
-          << "    return atomicLoad(vkf_sync[" << plan::persistent_sync_stride
-          << "], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);\n"
-          << "}\n";
+          << ", std430) coherent buffer Sync { uint vkf_sync[]; };  // counters: the next item, the door, exits; "
+             "per phase instance its finished items\n"
+          << "shared uint vkf_ticket;  // the work item this workgroup took (and the door's answer, the last to leave)\n"
+          << "shared uint vkf_ready;   // what it waits for has finished\n";
         if (sh.scratch_bindings == 1) return;
     }
     t << "layout(set = 0, binding = " << first
@@ -248,17 +250,127 @@ constexpr void emit_loop_budget_check(T& t) {
       << "#endif\n";
 }
 
-// persistent: `main`. Every workgroup takes work items from a counter (vkf_sync[0]) until none is left. The items
-// are numbered in program order — per position of a repeat<>, the phases before the stack, the stack's phases once
-// per layer, the phases after it; within a phase, ITEMS_k of them — and an item starts once every item numbered
-// before its phase has finished (vkf_sync[32] counts them). So phases run in order, as barriers between dispatches
-// would order them, and no workgroup ever waits for one that has not started: everything it waits for was taken,
-// in order, by a workgroup already running. That holds however many workgroups the device keeps resident at once,
-// so the launch can never hang (a grid-wide barrier would, with more workgroups than fit). The last workgroup to
-// leave zeroes the counters for the next run.
+// persistent: the door. Every workgroup adds itself to a count, then looks until all N have (the assigned schedule
+// may then wait on any of them: they all hold a multiprocessor) or until the door is closed (the run takes its items
+// from the counter instead, which needs no workgroup to be resident). One that has looked long enough closes the door
+// itself, by swapping the count it saw for persistent_door_closed: that fails where another workgroup arrived in
+// between, so the door is closed only while some of the N have not started, and every workgroup of a run gets the
+// same answer. The whole workgroup runs it, one invocation touching the counter and the others reading its answer
+// after a barrier on every trip (lavapipe lets invocations pass a barrier while another loops, as at a wait).
+template <class T>
+constexpr void emit_persistent_door(T& t) {
+    const std::uint32_t door = plan::persistent_door_word;
+    auto share = [&](std::string_view indent) {  // invocation 0's answer, to every invocation
+        t << indent << "barrier();\n" << indent << "seen = vkf_ready;\n" << indent << "barrier();\n";
+    };
+    auto look = [&] {
+        t << "atomicLoad(vkf_sync[" << door << "], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire)";
+    };
+    t << "bool vkf_door() {\n"
+      << "    const uint n = gl_NumWorkGroups.x;\n"
+      << "    uint seen = 0u;\n"
+      << "    if (gl_LocalInvocationID.x == 0u) vkf_ready = atomicAdd(vkf_sync[" << door << "], 1u) + 1u;\n";
+    share("    ");
+    t << "#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe ends a shader's loops after 65535 trips in all: look many times a trip\n"
+      << "    for (uint trip = 0u; trip < " << plan::persistent_door_looks / 1024u << "u && seen < n; ++trip) {\n"
+      << "        if (gl_LocalInvocationID.x == 0u) {\n"
+      << "            uint now = ";
+    look();
+    t << ";\n";
+    for (int i = 1; i < plan::persistent_checks_per_trip; ++i) {
+        t << "            if (now < n) now = ";
+        look();
+        t << ";\n";
+    }
+    t << "            vkf_ready = now;\n"
+      << "        }\n"
+      << "#else\n"
+      << "    for (uint trip = 0u; trip < " << plan::persistent_door_looks << "u && seen < n; ++trip) {\n"
+      << "        if (gl_LocalInvocationID.x == 0u) vkf_ready = ";
+    look();
+    t << ";\n"
+      << "#endif\n";
+    share("        ");
+    t << "    }\n"
+      << "    for (uint attempt = 0u; attempt <= n && seen < n; ++attempt) {  // each failure: one more arrived\n"
+      << "        if (gl_LocalInvocationID.x == 0u) {\n"
+      << "            const uint was = atomicCompSwap(vkf_sync[" << door << "], seen, " << plan::persistent_door_closed
+      << "u);\n"
+      << "            vkf_ready = was == seen ? " << plan::persistent_door_closed << "u : was;\n"
+      << "        }\n";
+    share("        ");
+    t << "    }\n"
+      << "    return seen == n;\n"
+      << "}\n";
+}
+
+// persistent: waiting for phase instance c to finish (its counter reaching `count`, the items of its phase). One
+// invocation looks at the counter and the workgroup decides together, a barrier between, so that all its invocations
+// leave the wait on the same trip (where only one waits and a barrier holds the others, lavapipe was seen to let them
+// pass). The look is an acquire at device scope: what the items wrote is visible after it.
+template <class T>
+constexpr void emit_persistent_wait(T& t) {
+    auto look = [&] {
+        t << "atomicLoad(vkf_sync[" << plan::persistent_sync_words
+          << "u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count";
+    };
+    t << "void vkf_wait(uint c, uint count) {\n"
+      << "    for (;;) {\n"
+      << "        if (gl_LocalInvocationID.x == 0u)\n"
+      << "            vkf_ready = ";
+    look();
+    t << "\n#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe ends a shader's loops after 65535 trips in all: look many times a trip\n";
+    for (int i = 1; i < plan::persistent_checks_per_trip; ++i) {
+        t << "                || ";
+        look();
+        t << '\n';
+    }
+    t << "#endif\n"
+      << "                ? 1u : 0u;\n"
+      << "        barrier();\n"
+      << "        const bool go = vkf_ready != 0u;\n"
+      << "        barrier();  // vkf_ready is written again on the next trip\n"
+      << "        if (go) break;\n"
+      << "    }\n"
+      << "}\n";
+}
+
+// persistent: an item's first weights read before it waits (PREFETCH), so that they are on their way from memory, or
+// already in L2, while the phase before it finishes; the phase then reads them again, from L2. Every matvec phase's
+// item reads the rows of its first pass; the sum keeps the loads (a store that never happens in practice, to a word
+// nothing reads).
+template <class T, std::size_t Cap>
+constexpr void emit_persistent_prefetch(T& t, const plan::program_plan<Cap>& p, bool packed) {
+    t << "void vkf_prefetch(uint vkf_phase, uint vkf_layer, uint vkf_item) {\n"
+      << "    vec4 vkf_sum = vec4(0.0);\n";
+    bool any = false;
+    for (int k = 0; k < p.kernel_count; ++k) {
+        if (p.kernels[k].kind != plan::kernel_kind::matvec) continue;
+        t << "    " << (any ? "} else if" : "if") << " (vkf_phase == " << k << "u) {\n";
+        any = true;
+        emit_matvec_prefetch(t, kernel_view<Cap>(p, k, packed));
+    }
+    if (any) t << "    }\n";
+    t << "    if (vkf_sum == vec4(-1.5e-38)) vkf_sync[" << plan::persistent_closed_word + 1 << "] = 1u;\n"
+      << "}\n";
+}
+
+// persistent: `main`. The items of a run are numbered in program order — per position of a repeat<>, the phases
+// before the stack, the stack's phases once per layer, the phases after it; within a phase instance, ITEMS_k of them —
+// and an item starts once the phase instance before its own has finished (a counter per instance; the one before
+// waited for its own predecessor, so everything earlier has finished too): phases run in order, as barriers between
+// dispatches would order them. Who does which item:
+//  * assigned (ASSIGNED, where the door opens): item g is workgroup g % N's, fixed before the run, no counter to
+//    contend for; a workgroup with no item in a phase goes on to its next one, reading its weights (PREFETCH) while
+//    the phases before it finish. Every workgroup is resident (the door), so waiting on any of them cannot hang.
+//  * taken: each workgroup takes the next number from a counter until none is left. Everything it waits for was
+//    taken, in order, by a workgroup already running, so this holds however many workgroups the device keeps resident
+//    at once: it never hangs, and it is what a run falls back to when the door closes.
+// The last workgroup to leave sets the counters back to zero for the next run.
 template <class T, std::size_t Cap>
 constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool packed) {
     const int first = p.stacked() ? p.stack_first : p.kernel_count, last = p.stacked() ? p.stack_last : p.kernel_count;
+    const std::uint32_t counters = plan::persistent_sync_words;
     auto sum = [&](int from, int to) {  // the items of phases [from, to), as GLSL
         if (from == to) {
             t << "0u";
@@ -266,6 +378,13 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
         }
         for (int k = from; k < to; ++k) t << (k > from ? " + " : "") << "ITEMS_" << k + 1;
     };
+    emit_persistent_door(t);
+    emit_persistent_wait(t);
+    emit_persistent_prefetch(t, p, packed);
+    t << "uint vkf_items_of(uint phase) {\n    return ";
+    for (int k = 0; k + 1 < p.kernel_count; ++k) t << "phase == " << k << "u ? ITEMS_" << k + 1 << " : ";
+    t << "ITEMS_" << p.kernel_count << ";\n}\n\n";
+
     t << "void main() {\n";
     if (p.stacked()) {
         t << "    const uint vkf_before = ";
@@ -284,10 +403,15 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
         t << ";  // items of every phase\n";
     }
     t << "    const uint vkf_total = " << (p.loop_param >= 0 ? p.loop_count : 1u) << "u * vkf_per_position;\n"
-      << "    for (;;) {\n"
-      << "        if (gl_LocalInvocationID.x == 0u) vkf_ticket = atomicAdd(vkf_sync[0], 1u);\n"
-      << "        barrier();\n"
-      << "        const uint vkf_taken = vkf_ticket;  // rewritten only after the barriers below\n"
+      << "    const bool vkf_assigned = ASSIGNED != 0u && vkf_door();\n"
+      << "    for (uint vkf_round = 0u;; ++vkf_round) {\n"
+      << "        uint vkf_taken = gl_WorkGroupID.x + vkf_round * gl_NumWorkGroups.x;\n"
+      << "        if (!vkf_assigned) {\n"
+      << "            if (gl_LocalInvocationID.x == 0u) vkf_ticket = atomicAdd(vkf_sync["
+      << plan::persistent_ticket_word << "], 1u);\n"
+      << "            barrier();\n"
+      << "            vkf_taken = vkf_ticket;  // written again only after the barriers below\n"
+      << "        }\n"
       << "        if (vkf_taken >= vkf_total) break;\n"
       << "#ifdef VKFUSE_PROFILE  // program_options::profile: when the item was taken, started and finished\n"
       << "        const uvec2 vkf_clock_taken = clockRealtime2x32EXT();\n"
@@ -302,6 +426,8 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
           << "            vkf_layer = min((vkf_rest - vkf_before) / vkf_per_layer, vkf_layers - 1u);\n"
           << "            vkf_rest -= vkf_layer * vkf_per_layer;\n"
           << "        }\n";
+    else
+        t << "        const uint vkf_layer = 0u;\n";
     t << "        uint vkf_phase = 0u, vkf_start = 0u;  // the phase of the item, and its first item\n";
     for (int k = 1; k < p.kernel_count; ++k) {
         t << "        if (vkf_rest >= ";
@@ -310,23 +436,20 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
         sum(0, k);
         t << "; }\n";
     }
+    // the phase instance: a stack phase of layer l comes l stack-lengths later, a phase after the stack L - 1
+    const std::uint64_t per_position = p.phase_instances() / (p.loop_param >= 0 ? p.loop_count : 1u);
     t << "        const uint vkf_item = vkf_rest - vkf_start;\n"
-      << "        // Wait until every item before this phase's first has finished. One invocation looks at the count and\n"
-      << "        // the workgroup decides together, a barrier between, so that all its invocations leave the wait on the\n"
-      << "        // same trip (where only one waits and a barrier holds the others, lavapipe was seen to let them pass).\n"
-      << "        for (const uint vkf_first_of_phase = vkf_taken - vkf_item;;) {\n"
-      << "            if (gl_LocalInvocationID.x == 0u)\n"
-      << "                vkf_ready = vkf_finished() >= vkf_first_of_phase\n"
-      << "#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe ends a shader's loops after 65535 trips in all: look many times a trip\n";
-    for (int i = 1; i < plan::persistent_checks_per_trip; ++i)
-        t << "                    || vkf_finished() >= vkf_first_of_phase\n";
-    t << "#endif\n"
-      << "                    ? 1u : 0u;\n"
-      << "            barrier();\n"
-      << "            const bool vkf_go = vkf_ready != 0u;\n"
-      << "            barrier();  // vkf_ready is written again on the next trip\n"
-      << "            if (vkf_go) break;\n"
-      << "        }\n"
+      << "        const uint vkf_instance = ";
+    if (p.loop_param >= 0) t << "vkf_position * " << per_position << "u + ";
+    t << "vkf_phase";
+    if (p.stacked()) t << " + (vkf_phase >= " << first << "u ? vkf_layer * " << last - first << "u : 0u)";
+    t << ";\n"
+      << "        if (PREFETCH != 0u) vkf_prefetch(vkf_phase, vkf_layer, vkf_item);\n"
+      << "        if (vkf_instance > 0u)  // the instance before it: the phase before, or the last of the layer or "
+         "position before\n"
+      << "            vkf_wait(vkf_instance - 1u, vkf_items_of(";
+    if (p.stacked()) t << "vkf_phase == " << first << "u && vkf_layer > 0u ? " << last - 1 << "u : ";
+    t << "vkf_phase == 0u ? " << p.kernel_count - 1 << "u : vkf_phase - 1u));\n"
       << "        memoryBarrierBuffer();\n"
       << "#ifdef VKFUSE_PROFILE\n"
       << "        const uvec2 vkf_clock_started = clockRealtime2x32EXT();\n"
@@ -342,7 +465,7 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
       << "#ifdef VKFUSE_PROFILE\n"
       << "        if (gl_LocalInvocationID.x == 0u) {\n"
       << "            const uvec2 vkf_clock_finished = clockRealtime2x32EXT();\n"
-      << "            const uint at = " << plan::persistent_sync_words << "u + 6u * vkf_taken;\n"
+      << "            const uint at = " << counters + p.phase_instances() << "u + 6u * vkf_taken;\n"
       << "            vkf_sync[at] = vkf_clock_taken.x;\n"
       << "            vkf_sync[at + 1u] = vkf_clock_taken.y;\n"
       << "            vkf_sync[at + 2u] = vkf_clock_started.x;\n"
@@ -351,14 +474,24 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
       << "            vkf_sync[at + 5u] = vkf_clock_finished.y;\n"
       << "        }\n"
       << "#endif\n"
-      << "        if (gl_LocalInvocationID.x == 0u) atomicAdd(vkf_sync[" << plan::persistent_sync_stride << "], 1u);\n"
+      << "        if (gl_LocalInvocationID.x == 0u) atomicAdd(vkf_sync[" << counters << "u + vkf_instance], 1u);\n"
       << "    }\n"
-      << "    // the last workgroup to leave zeroes the counters for the next run\n"
-      << "    if (gl_LocalInvocationID.x == 0u && atomicAdd(vkf_sync[" << 2 * plan::persistent_sync_stride
-      << "], 1u) == gl_NumWorkGroups.x - 1u) {\n"
-      << "        vkf_sync[0] = 0u;\n"
-      << "        vkf_sync[" << plan::persistent_sync_stride << "] = 0u;\n"
-      << "        vkf_sync[" << 2 * plan::persistent_sync_stride << "] = 0u;\n"
+      << "    barrier();  // every invocation has read vkf_ticket\n"
+      << "    // the last workgroup to leave sets the counters back to zero for the next run\n"
+      << "    if (gl_LocalInvocationID.x == 0u)\n"
+      << "        vkf_ticket = atomicAdd(vkf_sync[" << plan::persistent_exit_word
+      << "], 1u) == gl_NumWorkGroups.x - 1u ? 1u : 0u;\n"
+      << "    barrier();\n"
+      << "    if (vkf_ticket != 0u) {\n"
+      << "        for (uint i = gl_LocalInvocationID.x; i < " << p.phase_instances()
+      << "u; i += gl_WorkGroupSize.x) vkf_sync[" << counters << "u + i] = 0u;\n"
+      << "        if (gl_LocalInvocationID.x == 0u) {\n"
+      << "            if (vkf_sync[" << plan::persistent_door_word << "] >= " << plan::persistent_door_closed
+      << "u) vkf_sync[" << plan::persistent_closed_word << "] += 1u;  // this run fell back to the counter\n"
+      << "            vkf_sync[" << plan::persistent_ticket_word << "] = 0u;\n"
+      << "            vkf_sync[" << plan::persistent_door_word << "] = 0u;\n"
+      << "            vkf_sync[" << plan::persistent_exit_word << "] = 0u;\n"
+      << "        }\n"
       << "    }\n";
     emit_loop_budget_check(t);
     t << "}\n";

@@ -27,6 +27,13 @@
 
 namespace vkfuse::glsl {
 
+// True where a matvec reads buffer b eight values per 16-byte load (vkf_<name>_8): bf16, in a binding of its own.
+// (f32 and f16 already load 16 and 8 bytes per four values; the blocks are bound by their decoding.)
+template <std::size_t Cap>
+constexpr bool wide_loads(const plan::program_plan<Cap>& p, int b, bool packed) {
+    return !packed && p.buffers[b].dtype == dtype_code::bf16;
+}
+
 // What a shader's non-f32 buffers need.
 struct storage_needs {
     bool any = false;         // some buffer is not f32 or u32
@@ -92,6 +99,10 @@ constexpr void emit_storage_binding(T& t, const plan::program_plan<Cap>& p, int 
     // the words, on any device
     auto words = [&] { declare("uint", s.dtype == dtype_code::q8_0 || s.dtype == dtype_code::q4_0 ? "" : "uvec2"); };
     if (s.dtype == dtype_code::bf16) {  // no arithmetic type for it anywhere: always words, and a shift
+        if (bd.vec4) {  // and 16-byte loads, eight values at a time (vkf_<name>_8)
+            block("v8", "uvec4", "_v8");
+            t << '\n';
+        }
         words();
         return;
     }
@@ -202,6 +213,18 @@ constexpr void emit_word_loaders(T& t, const plan::program_plan<Cap>& p, const p
             pair();
             t << "    return vec4(uintBitsToFloat(w.x << 16), uintBitsToFloat(w.x & 0xffff0000u), "
                  "uintBitsToFloat(w.y << 16),\n                uintBitsToFloat(w.y & 0xffff0000u));\n}\n";
+            if (!packed) {  // elements 8o .. 8o+7 from one 16-byte load: the columns hold 8o .. 8o+3 and the rest
+                t << "mat2x4 ";
+                name("_8");
+                t << "(uint o) {\n    const uvec4 w = ";
+                buffer_name(t, p, b, piece);
+                t << "_v8[o];\n"
+                     "    return mat2x4(uintBitsToFloat(w.x << 16), uintBitsToFloat(w.x & 0xffff0000u), "
+                     "uintBitsToFloat(w.y << 16),\n"
+                     "                  uintBitsToFloat(w.y & 0xffff0000u), uintBitsToFloat(w.z << 16), "
+                     "uintBitsToFloat(w.z & 0xffff0000u),\n"
+                     "                  uintBitsToFloat(w.w << 16), uintBitsToFloat(w.w & 0xffff0000u));\n}\n";
+            }
         }
         return;
     }
@@ -365,10 +388,10 @@ namespace detail {
 template <class T, std::size_t Cap>
 constexpr void emit_piece_picker(T& t, const plan::program_plan<Cap>& p, int b, std::string_view suffix) {
     const plan::buffer_slot& s = p.buffers[b];
-    const bool v4 = suffix == "_4";
-    const std::uint64_t per_piece = v4 ? s.piece_elements / 4 : s.piece_elements;
-    const std::string_view i = v4 ? "q" : "e";
-    t << (v4 ? "vec4 " : "float ");
+    const bool v4 = suffix == "_4", v8 = suffix == "_8";
+    const std::uint64_t per_piece = v8 ? s.piece_elements / 8 : v4 ? s.piece_elements / 4 : s.piece_elements;
+    const std::string_view i = v8 ? "o" : v4 ? "q" : "e";
+    t << (v8 ? "mat2x4 " : v4 ? "vec4 " : "float ");
     function_name(t, p, b, suffix, -1);
     t << "(uint " << i << ") {\n";
     for (std::uint32_t k = 0; k < s.pieces; ++k) {
@@ -423,6 +446,7 @@ constexpr void emit_loaders(T& t, const plan::program_plan<Cap>& p, const plan::
         if (split) {
             detail::emit_piece_picker(t, p, bd.buffer, "");
             if (bd.vec4 || is_block_format(s.dtype)) detail::emit_piece_picker(t, p, bd.buffer, "_4");
+            if (wide_loads(p, bd.buffer, packed) && bd.vec4) detail::emit_piece_picker(t, p, bd.buffer, "_8");
         }
         t << '\n';
     }

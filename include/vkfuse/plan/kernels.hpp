@@ -205,6 +205,7 @@ constexpr void describe_needs(const program_plan<Cap>& p, kernel_record& k) {
     }
     k.shared.scratch = h.combines != 0 || h.segment_sum || h.softmax_stats;
     k.shared.sums = h.softmax_stats;
+    k.shared.staged = static_cast<std::uint32_t>(sc.staged_floats());
     for (const segment& s : k)
         sc.each_product(s.root, [&](int m) {
             const buffer_slot& w = p.buffers[p.buffer_of_node[p.g[m].a]];

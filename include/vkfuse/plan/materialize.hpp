@@ -197,7 +197,8 @@ constexpr void limit_params(program_plan<Cap>& p) {
 }
 
 // Weights too large for one binding are split into pieces (buffer_slot::pieces): as many elements per piece as fit
-// `limit` bytes, rounded down to whole vec4s (f32, 16-bit floats) or whole blocks of 32 (q8_0, q4_0). Only weights
+// `limit` bytes, rounded down to whole vec4s (f32, f16), whole 16-byte loads of eight (bf16) or whole blocks of 32
+// (q8_0, q4_0). Only weights
 // are split: they are read, never written, so every access goes through the function that picks the piece.
 template <std::size_t Cap>
 constexpr void split_large_weights(program_plan<Cap>& p, std::uint64_t limit) {
@@ -206,7 +207,8 @@ constexpr void split_large_weights(program_plan<Cap>& p, std::uint64_t limit) {
         if (s.slot_role != role::weight) continue;
         const std::uint64_t elements = p.held_elements(b);
         if (storage_bytes(s.dtype, elements) <= limit) continue;
-        const std::uint64_t unit = is_block_format(s.dtype) ? 32 : 4;  // elements that must share a piece
+        const std::uint64_t unit =  // elements that must share a piece
+            is_block_format(s.dtype) ? 32 : s.dtype == dtype_code::bf16 ? 8 : 4;
         const std::uint64_t per_piece = limit / storage_bytes(s.dtype, unit) * unit;
         if (per_piece == 0) vkfuse_error_binding_bytes_limit_below_one_block();
         s.piece_elements = per_piece;

@@ -163,17 +163,21 @@ struct shared_layout {
     bool weights = false;      // another: a block's softmax weights (attention)
     std::uint32_t query = 0;   // floats: the query head being attended (fused attention)
     std::uint32_t pool = 0;    // floats: temporaries kept on chip (single_dispatch)
+    std::uint32_t staged = 0;  // floats: a persistent matvec phase's input vectors (vkf_x), where the device has room
 
     constexpr std::uint32_t per_invocation() const { return scratch + sums + weights; }
     constexpr std::uint64_t bytes(std::uint32_t workgroup_size) const {
         return 4ull * (std::uint64_t{query} + pool + std::uint64_t{per_invocation()} * workgroup_size);
     }
+    // What staging the inputs adds (declared only under VKFUSE_STAGE_INPUTS, which the runtime defines where it fits).
+    constexpr std::uint64_t staged_bytes() const { return 4ull * staged; }
     constexpr void merge(const shared_layout& o) {
         scratch = scratch || o.scratch;
         sums = sums || o.sums;
         weights = weights || o.weights;
         query = query > o.query ? query : o.query;
         pool = pool > o.pool ? pool : o.pool;
+        staged = staged > o.staged ? staged : o.staged;
     }
 };
 
@@ -266,12 +270,25 @@ constexpr std::uint64_t attention_partial_bytes(const kernel_record& k) {
     return 4ull * k.heads * k.splits * (k.head_dim + 2ull);
 }
 
-// A persistent shader's counters, each on a 128-byte line of its own (polled by some workgroups while others add to
-// another): the next work item to take, the items finished, the workgroups that have exited. The last workgroup to
-// exit sets them to zero for the next run. A fourth word is set where a device's loop budget ran out (below).
+// A persistent shader's counters. Four words on 128-byte lines of their own (each is polled by some workgroups while
+// others add to another): the next work item to take (items handed out by a counter), the door (how many workgroups
+// have started: every one must have before any waits for another's items under the assigned schedule), the
+// workgroups that have exited (the last one sets every counter back to zero for the next run), and the word set where
+// a device's loop budget ran out (below), followed by the runs whose door closed (the schedule fell back to the
+// counter). From persistent_sync_words on: one counter per phase instance (a phase of one layer at one position), the
+// work items of that instance that have finished; a profile's times after them.
 inline constexpr std::uint32_t persistent_sync_stride = 32;
-inline constexpr std::uint32_t persistent_sync_words = 4 * persistent_sync_stride;
+inline constexpr std::uint32_t persistent_ticket_word = 0;
+inline constexpr std::uint32_t persistent_door_word = persistent_sync_stride;
+inline constexpr std::uint32_t persistent_exit_word = 2 * persistent_sync_stride;
 inline constexpr std::uint32_t persistent_budget_word = 3 * persistent_sync_stride;
+inline constexpr std::uint32_t persistent_closed_word = persistent_budget_word + 1;
+inline constexpr std::uint32_t persistent_sync_words = 4 * persistent_sync_stride;
+// The door's value once closed: above any number of workgroups, so that no count of arrivals can reach it.
+inline constexpr std::uint32_t persistent_door_closed = 0x80000000u;
+// How many times a workgroup looks at the door for the others to arrive before it closes it (every workgroup of a
+// launch the device holds at once arrives within microseconds; one that does not means the launch is too large).
+inline constexpr std::uint32_t persistent_door_looks = 1u << 20;
 // Where a device ends a shader's loops after a fixed number of trips in all (llvmpipe: 65535, counted over every loop
 // of an invocation, then every loop exits early and the results are silently wrong), a waiting workgroup looks at the
 // count this many times per trip of its wait, so that waiting spends that budget slowly.
@@ -448,6 +465,16 @@ struct program_plan {
     constexpr std::uint32_t push_constant_bytes() const {
         return loop_param >= 0 && !one_shader(how) ? 4u : 0u;
     }
+    // persistent: the phase instances of one run, each a phase at one layer (of a stack) and one position (of a
+    // repeat<>), in the order a run does them; each has a counter of its finished work items.
+    constexpr std::uint64_t phase_instances() const {
+        const std::uint64_t per_position =
+            stacked() ? std::uint64_t(stack_first) + std::uint64_t{layers()} * (stack_last - stack_first) +
+                            (kernel_count - stack_last)
+                      : std::uint64_t(kernel_count);
+        return (loop_param >= 0 ? loop_count : 1u) * per_position;
+    }
+
     // An attention kernel runs several workgroups per head (kernel_record::splits), so needs scratch.
     constexpr bool split_attention() const {
         for (int k = 0; k < kernel_count; ++k)

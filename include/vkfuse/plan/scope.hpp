@@ -35,6 +35,11 @@ constexpr void mark_nodes(const program_plan<Cap>& p, int root, bool (&marks)[Ca
 // True when a vectorised loop over inputs of this length reads them four at a time.
 constexpr bool vectorized(std::uint64_t cols) { return cols % 4 == 0; }
 
+// The floats of input vectors a persistent matvec phase may keep in shared memory (32 KiB): Llama-3.2-1B's widest
+// input, 8192, fits; with the reduction scratch that is within the 48 KiB NVIDIA devices offer a workgroup. A device
+// with less runs the phase reading its inputs from memory (VKFUSE_STAGE_INPUTS undefined).
+inline constexpr std::uint64_t max_staged_floats = 8192;
+
 // One kernel seen from its code: what it evaluates, what it reads. Needs only the kernel's segments' roots.
 template <std::size_t Cap>
 struct kernel_scope {
@@ -115,6 +120,43 @@ struct kernel_scope {
             if (need[n] && p.g[n].kind == node_kind::rope && !reads_memory(n)) return p.g[n].p0;
         return 0;
     }
+    // persistent: the distinct input vectors of the kernel's products that a work item evaluates once into shared
+    // memory (vkf_x) instead of every invocation reading (and re-deriving) them from device memory on every step of
+    // its rows. Only inputs read four at a time, and only while they fit max_staged_floats together; f(node, offset in
+    // vec4s) for each, in node order. Returns their floats (0: none staged).
+    template <class F>
+    constexpr std::uint64_t each_staged_input(F f) const {
+        if (p.how != strategy::persistent || k.kind != kernel_kind::matvec) return 0;
+        bool input[Cap] = {};
+        std::uint64_t floats = 0;
+        for (const segment& s : k)
+            each_product(s.root, [&](int m) {
+                const int b = p.g[m].b;
+                if (input[b] || !vectorized(p.g[b].rows)) return;
+                input[b] = true;
+                floats += p.g[b].rows;
+            });
+        if (floats == 0 || floats > max_staged_floats) return 0;
+        std::uint64_t at = 0;
+        for (int n = 0; n < size(); ++n)
+            if (input[n]) {
+                f(n, at / 4);
+                at += p.g[n].rows;
+            }
+        return floats;
+    }
+    constexpr std::uint64_t staged_floats() const {
+        return each_staged_input([](int, std::uint64_t) {});
+    }
+    // Where input `b` of a product lies in vkf_x, in vec4s (-1: not staged).
+    constexpr std::int64_t staged_offset(int b) const {
+        std::int64_t at = -1;
+        each_staged_input([&](int n, std::uint64_t offset) {
+            if (n == b) at = static_cast<std::int64_t>(offset);
+        });
+        return at;
+    }
+
     // Calls f(matvec node) for each product the segment of `root` computes.
     template <class F>
     constexpr void each_product(int root, F f) const {

@@ -16,6 +16,17 @@ namespace vkfuse {
 using vulkan::context;
 using vulkan::context_options;
 
+// persistent: which workgroup does which work item (docs/fusion.md, "The persistent strategy").
+enum class persistent_schedule : std::uint8_t {
+    automatic,  // assigned on a GPU, taken on a CPU device (where a workgroup runs alone on a thread)
+    // Item g is workgroup g % N's, fixed before the run: no counter to contend for, and a workgroup knows its next
+    // item early enough to read its weights while the phases before it finish. It needs all N workgroups resident at
+    // once; every run checks that first (the door) and takes its items from the counter where they are not.
+    assigned,
+    // Each workgroup takes the next item from a counter: correct however many workgroups the device runs at once.
+    taken,
+};
+
 // How a program is laid out on its device. Zeros mean "choose for the device".
 struct program_options {
     std::uint32_t workgroup_size = 0;  // a power of two; default 256 (1024 for single_dispatch on a GPU)
@@ -36,6 +47,14 @@ struct program_options {
     // is what the device keeps resident at once. 0: four per multiprocessor where the driver reports them
     // (device_info::compute_units), one per hardware thread on a CPU device, else 256.
     std::uint32_t persistent_workgroups = 0;
+    persistent_schedule schedule = persistent_schedule::automatic;
+    // persistent: a work item reads its first weights before it waits for the phase before it (into L2, where the
+    // phase reads them again). On by default.
+    bool prefetch_weights = true;
+    // persistent: a matvec phase's work item evaluates its input vectors once into shared memory, where the device
+    // has room for them (plan::max_staged_floats), instead of every invocation reading them on every step. On by
+    // default; off reads them from memory as fused does.
+    bool stage_inputs = true;
     // program::profile() says where a run's time went, kernel by kernel: fused and per_op from a timestamp after
     // every dispatch (the queue's timestamps), persistent from its work items noting when each was taken, started
     // and finished by the shader clock (VK_KHR_shader_clock's device clock). Costs a few stores per dispatch or work
@@ -54,6 +73,9 @@ struct launch_config {
     bool storage_16bit = false;        // read 16-bit values natively (VKFUSE_STORAGE_16BIT)
     bool storage_8bit = false;         // and 8-bit ones (VKFUSE_STORAGE_8BIT)
     std::uint32_t persistent_workgroups = 0;  // persistent: the workgroups launched
+    bool assigned = false;      // persistent: items assigned to workgroups where all are resident (ASSIGNED)
+    bool prefetch = false;      // persistent: items read their first weights before they wait (PREFETCH)
+    bool stage_inputs = false;  // persistent: matvec inputs in shared memory (VKFUSE_STAGE_INPUTS)
     // The device ends a shader's loops after a fixed number of trips in all (llvmpipe, 65535): waits are unrolled
     // (VKFUSE_LOOP_BUDGET).
     bool loop_budget = false;
@@ -73,6 +95,7 @@ struct launch_config {
         if (storage_8bit) text += "#define VKFUSE_STORAGE_8BIT 1\n";
         if (loop_budget) text += "#define VKFUSE_LOOP_BUDGET 1\n";
         if (profile) text += "#define VKFUSE_PROFILE 1\n";
+        if (stage_inputs) text += "#define VKFUSE_STAGE_INPUTS 1\n";
         return text;
     }
 };
@@ -117,6 +140,12 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
     c.persistent_workgroups = std::min(c.persistent_workgroups, d.max_workgroup_count[0]);
     c.loop_budget = d.driver_name == "llvmpipe" || d.name.find("llvmpipe") != std::string::npos;
     c.profile = o.profile;
+    // llvmpipe (a CPU device) runs a workgroup per thread until it ends: the counter keeps every thread busy, and its
+    // loop budget is better not spent at the door
+    c.assigned = o.schedule == persistent_schedule::assigned ||
+                 (o.schedule == persistent_schedule::automatic && d.type != "CPU" && !c.loop_budget);
+    c.prefetch = o.prefetch_weights;
+    c.stage_inputs = o.stage_inputs;  // and where the device has the shared memory (program: fit_shared_memory)
     return c;
 }
 

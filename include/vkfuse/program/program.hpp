@@ -426,6 +426,17 @@ public:
         const std::uint64_t groups = vkfuse::plan::workgroups(plan_->kernels[k], launch_.workgroup_size, lanes(k));
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(groups, launch_.persistent_workgroups));
     }
+    // persistent: how many runs so far found the door closed — not every workgroup of the launch resident at once —
+    // and so took their items from the counter instead of the assigned schedule (program_options::schedule). Zero
+    // where every run was assigned, or where the schedule is `taken` anyway. Reads a word from the device.
+    std::uint32_t persistent_fallbacks() const {
+        std::lock_guard lock(*lock_);
+        if (how_ != strategy::persistent || scratch_.empty() || !scratch_.front().sync) return 0;
+        std::uint32_t runs = 0;
+        scratch_.front().sync->download_at(4 * vkfuse::plan::persistent_closed_word,
+                                           std::as_writable_bytes(std::span(&runs, 1)));
+        return runs;
+    }
     // persistent: the work items of one run (every phase, layer and position).
     std::uint64_t items_per_run() const {
         std::uint64_t n = 0;
@@ -473,7 +484,7 @@ public:
         if (how_ == strategy::persistent) {
             const std::uint64_t total = items_per_run();
             std::vector<std::uint32_t> words(static_cast<std::size_t>(6 * total));
-            scratch_.front().sync->download_at(4 * vkfuse::plan::persistent_sync_words,
+            scratch_.front().sync->download_at(4 * (vkfuse::plan::persistent_sync_words + plan_->phase_instances()),
                                                std::as_writable_bytes(std::span(words)));
             auto at = [&](std::uint64_t item, int which) {
                 const std::size_t w = static_cast<std::size_t>(6 * item + 2 * static_cast<std::uint64_t>(which));
@@ -857,8 +868,11 @@ private:
             // each phase
             std::vector<std::uint32_t> more;
             for (int k = sh.first + 1; k < sh.last; ++k) more.push_back(lanes(k));
-            if (how_ == strategy::persistent)
+            if (how_ == strategy::persistent) {
                 for (int k = sh.first; k < sh.last; ++k) more.push_back(items(k));
+                more.push_back(launch_.assigned ? 1u : 0u);  // ASSIGNED
+                more.push_back(launch_.prefetch ? 1u : 0u);  // PREFETCH
+            }
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(s)];
             spec.glsl = glsl(s);
@@ -887,6 +901,13 @@ private:
             launch_.workgroup_size /= 2;
             launch_.lanes = std::min(launch_.lanes, launch_.workgroup_size);
         }
+        // a persistent matvec phase's staged inputs only where they fit beside the rest; else read from memory
+        if (launch_.stage_inputs)
+            for (int s = 0; s < shader_count_; ++s) {
+                const vkfuse::plan::shared_layout& sh = plan_->shader(s).shared;
+                if (sh.staged == 0 || sh.bytes(launch_.workgroup_size) + sh.staged_bytes() > limit)
+                    launch_.stage_inputs = false;
+            }
         if (widest() > limit)
             throw usage_error("vkfuse program: its " + std::string(strategy_name(how_)) + " shaders need " +
                               std::to_string(widest()) + " bytes of shared memory with workgroups of " +
@@ -951,8 +972,8 @@ private:
             scratch_.back().arrivals.fill(0u);
             if (one_shader(how_)) {
                 // profiling: 6 words per work item of a run after the counters (taken, started, finished)
-                const std::uint64_t words =
-                    vkfuse::plan::persistent_sync_words + (launch_.profile ? 6 * items_per_run() : 0);
+                const std::uint64_t words = vkfuse::plan::persistent_sync_words + plan_->phase_instances() +
+                                            (launch_.profile ? 6 * items_per_run() : 0);
                 scratch_.back().sync = std::make_unique<vulkan::buffer>(*ctx_, static_cast<std::size_t>(4 * words));
                 scratch_.back().sync->fill(0u);
             }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "../storage.hpp"
 #include "elementwise.hpp"
 
 namespace vkfuse::glsl {
@@ -29,6 +30,167 @@ constexpr void each_accumulator(const kernel_view<Cap>& kv, F f) {
     }
 }
 
+// persistent: the products' input vectors, each evaluated (its prologue: an RMSNorm's scaling, say) once per work
+// item into shared memory, where every row of the item reads it; without this each invocation reads the vector from
+// memory again (through L2: what phases write is `coherent`) on every step of every row, more bytes than the weights.
+template <class T, std::size_t Cap>
+constexpr void emit_staged_inputs(T& t, const kernel_view<Cap>& kv) {
+    t << "#ifdef VKFUSE_STAGE_INPUTS  // the inputs of the products, once for the item\n";
+    kv.each_staged_input([&](int b, std::uint64_t at) {
+        t << "        for (uint j = gl_LocalInvocationID.x; j < " << kv[b].rows / 4
+          << "u; j += gl_WorkGroupSize.x) {  // j counts vec4s\n";
+        bool need[Cap] = {};
+        kv.collect(b, need);
+        site st;
+        st.width = 4;
+        st.index = "j";
+        emit_block(t, kv, need, 3, st, false);
+        t << "            vkf_x[" << at << "u + j] = ";
+        ref(t, kv, b, st);
+        t << ";\n        }\n";
+    });
+    t << "        barrier();\n"
+      << "#endif\n";
+}
+
+// The dot-product loop of segment r over the inputs of length `cols`, for every product of that length (marked in
+// `products`, and then in `done`). Four elements a step where the length allows (`v4`), eight from one 16-byte load
+// where every weight of the loop is wide-loaded (bf16) and the length divides by 8; the input from vkf_x where
+// `staged`, else evaluated at each step.
+// True where the loop over inputs of length `cols` (every product in `products` of that length, from product m on)
+// reads eight weights per 16-byte load: all its weights are wide-loaded and the length divides by 8.
+template <std::size_t Cap>
+constexpr bool wide_loop(const kernel_view<Cap>& kv, int m, std::uint64_t cols, const bool (&products)[Cap]) {
+    bool wide = cols % 8 == 0;
+    for (int n = m; n < kv.size(); ++n)
+        if (products[n] && kv[kv[n].b].rows == cols)
+            wide = wide && wide_loads(kv.p, kv.p.buffer_of_node[kv[n].a], kv.packed);
+    return wide;
+}
+
+// persistent, PREFETCH: the weights of the item's first pass over its rows, read before its wait, into `vkf_sum`
+// (glsl/shader.hpp emit_persistent_prefetch). The same rows, steps and loads as the phase's loop.
+template <class T, std::size_t Cap>
+constexpr void emit_matvec_prefetch(T& t, const kernel_view<Cap>& kv) {
+    t << "        const uint lanes = LANES_" << kv.index + 1 << ";\n"
+      << "        const uint lane = gl_LocalInvocationID.x % lanes;\n"
+      << "        const uint unit = vkf_item * (gl_WorkGroupSize.x / lanes) + gl_LocalInvocationID.x / lanes;\n";
+    for (int r = 0; r < kv.k.segment_count; ++r) {
+        const plan::segment& seg = kv.k.segments[r];
+        bool products[Cap] = {};
+        bool any = false;
+        kv.each_product(seg.root, [&](int m) { products[m] = any = true; });
+        if (!any) continue;
+        t << "        ";
+        emit_segment_test(t, kv, r, "unit");
+        emit_row_of_unit(t, seg, 3);
+        bool done[Cap] = {};
+        for (int m = 0; m < kv.size(); ++m) {
+            if (!products[m] || done[m]) continue;
+            const std::uint64_t cols = kv[kv[m].b].rows;
+            const bool v4 = plan::vectorized(cols), wide = v4 && wide_loop(kv, m, cols, products);
+            const std::uint64_t steps = wide ? cols / 8 : v4 ? cols / 4 : cols;
+            t << "            for (uint j = lane; j < " << steps << "u; j += lanes) {\n";
+            for (int n = m; n < kv.size(); ++n) {
+                if (!products[n] || kv[kv[n].b].rows != cols) continue;
+                done[n] = true;
+                for (int v = seg.pair_dim != 0 ? 0 : -1; v < (seg.pair_dim != 0 ? 2 : 0); ++v) {
+                    auto index = [&] { t << (v < 0 ? "i" : v == 0 ? "i0" : "i1") << " * " << steps << "u + j"; };
+                    if (wide) {
+                        t << "                {\n                    const mat2x4 w = ";
+                        load8_node(t, kv, kv[n].a, index);
+                        t << ";\n                    vkf_sum += w[0] + w[1];\n                }\n";
+                    } else {
+                        t << "                vkf_sum += ";
+                        load_node(t, kv, kv[n].a, v4, index);
+                        t << ";\n";
+                    }
+                }
+            }
+            t << "            }\n";
+        }
+        t << "        }\n";
+    }
+}
+
+template <class T, std::size_t Cap>
+constexpr void emit_row_loop(T& t, const kernel_view<Cap>& kv, int r, int m, std::uint64_t cols, const bool (&products)[Cap],
+                             bool (&done)[Cap], bool staged) {
+    const plan::segment& seg = kv.k.segments[r];
+    const bool paired = seg.pair_dim != 0;
+    const bool v4 = plan::vectorized(cols), wide = v4 && wide_loop(kv, m, cols, products);
+    const std::uint64_t steps = wide ? cols / 8 : v4 ? cols / 4 : cols;
+    bool need[Cap] = {};
+    kv.loop_nodes(seg.root, cols, need);
+    auto each = [&](auto f) {  // f(product, row variant: -1 none, 0 / 1 a rope pair's rows)
+        for (int n = m; n < kv.size(); ++n) {
+            if (!products[n] || kv[kv[n].b].rows != cols) continue;
+            done[n] = true;
+            if (!paired)
+                f(n, -1);
+            else
+                for (int v = 0; v < 2; ++v) f(n, v);
+        }
+    };
+    auto accumulator = [&](int n, int v) {
+        t << 'a' << r << '_' << n << (v < 0 ? "" : v == 0 ? "_0" : "_1");
+    };
+    auto row = [&](int v) { t << (v < 0 ? "i" : v == 0 ? "i0" : "i1"); };
+    auto input = [&](int n, std::string_view at, const site& st) {  // the product's input at vec4 index `at`
+        if (staged) {
+            t << "vkf_x[" << kv.staged_offset(kv[n].b) << "u + " << at << ']';
+        } else {
+            ref(t, kv, kv[n].b, st);
+        }
+    };
+    t << "                for (uint j = lane; j < " << steps << "u; j += lanes) {"
+      << (wide ? "  // j counts eights\n" : v4 ? "  // j counts vec4s\n" : "\n");
+    if (!wide) {
+        site st;
+        st.width = v4 ? 4 : 1;
+        st.index = "j";
+        if (!staged) emit_block(t, kv, need, 5, st, false);
+        each([&](int n, int v) {
+            t << "                    ";
+            accumulator(n, v);
+            t << " += " << (v4 ? "dot(" : "");
+            load_node(t, kv, kv[n].a, v4, [&] {
+                row(v);
+                t << " * " << steps << "u + j";
+            });
+            t << (v4 ? ", " : " * ");
+            input(n, "j", st);
+            t << (v4 ? ");\n" : ";\n");
+        });
+    } else {
+        each([&](int n, int v) {  // every weight's load first, so that they are in flight together
+            t << "                    const mat2x4 w" << r << '_' << n << (v < 0 ? "" : v == 0 ? "_0" : "_1") << " = ";
+            load8_node(t, kv, kv[n].a, [&] {
+                row(v);
+                t << " * " << steps << "u + j";
+            });
+            t << ";\n";
+        });
+        for (int h = 0; h < 2; ++h) {
+            site st;
+            st.width = 4;
+            st.index = h == 0 ? "j0" : "j1";
+            t << "                    {\n                        const uint " << st.index << " = 2u * j"
+              << (h == 0 ? "" : " + 1u") << ";\n";
+            if (!staged) emit_block(t, kv, need, 6, st, false);
+            each([&](int n, int v) {
+                t << "                        ";
+                accumulator(n, v);
+                t << " += dot(w" << r << '_' << n << (v < 0 ? "" : v == 0 ? "_0" : "_1") << '[' << h << "], ";
+                input(n, st.index, st);
+                t << ");\n";
+            });
+            t << "                    }\n";
+        }
+    }
+    t << "                }\n";
+}
+
 template <class T, std::size_t Cap>
 constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
     const auto& p = kv.p;
@@ -37,6 +199,8 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
         t << "        const uint lanes = LANES_" << kv.index + 1 << ";\n";
     else
         t << "        const uint lanes = LANES;\n";
+    const bool staged = kv.staged_floats() != 0;
+    if (staged) emit_staged_inputs(t, kv);
     t << "        const uint lane = gl_LocalInvocationID.x % lanes;\n"
       << "        const uint rows_per_group = gl_WorkGroupSize.x / lanes;\n"
       << "        for (uint base = " << group_index(p) << " * rows_per_group; base < " << kv.k.units
@@ -48,7 +212,6 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
     // dot products: per segment, one loop per distinct input length
     for (int r = 0; r < kv.k.segment_count; ++r) {
         const plan::segment& seg = kv.k.segments[r];
-        const bool paired = seg.pair_dim != 0;
         bool products[Cap] = {};
         bool any = false;
         kv.each_product(seg.root, [&](int m) { products[m] = any = true; });
@@ -60,36 +223,17 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
         for (int m = 0; m < kv.size(); ++m) {
             if (!products[m] || done[m]) continue;
             const std::uint64_t cols = kv[kv[m].b].rows;
-            const bool v4 = plan::vectorized(cols);
-            const std::uint64_t steps = v4 ? cols / 4 : cols;
-            bool need[Cap] = {};
-            kv.loop_nodes(seg.root, cols, need);
-            // One step: the prologue at index j, then every product of this input length at j.
-            auto step = [&](int indent) {
-                site st;
-                st.width = v4 ? 4 : 1;
-                st.index = "j";
-                emit_block(t, kv, need, indent, st, false);
-                for (int n = m; n < kv.size(); ++n) {
-                    if (!products[n] || kv[kv[n].b].rows != cols) continue;
-                    done[n] = true;
-                    for (int v = 0; v < (paired ? 2 : 1); ++v) {
-                        t.repeat("    ", indent) << 'a' << r << '_' << n << (paired ? (v == 0 ? "_0" : "_1") : "")
-                                                 << " += ";
-                        if (v4) t << "dot(";
-                        load_node(t, kv, kv[n].a, v4, [&] {
-                            t << (paired ? (v == 0 ? "i0" : "i1") : "i") << " * " << steps << "u + j";
-                        });
-                        t << (v4 ? ", " : " * ");
-                        ref(t, kv, kv[n].b, st);
-                        t << (v4 ? ");\n" : ";\n");
-                    }
-                }
-            };
-            t << "                for (uint j = lane; j < " << steps << "u; j += lanes) {"
-              << (v4 ? "  // j counts vec4s\n" : "\n");
-            step(5);
-            t << "                }\n";
+            if (staged && plan::vectorized(cols)) {  // staged inputs are the vectorised ones
+                bool again[Cap] = {};
+                for (int n = 0; n < kv.size(); ++n) again[n] = done[n];
+                t << "#ifdef VKFUSE_STAGE_INPUTS\n";
+                emit_row_loop(t, kv, r, m, cols, products, done, true);
+                t << "#else\n";
+                emit_row_loop(t, kv, r, m, cols, products, again, false);
+                t << "#endif\n";
+            } else {
+                emit_row_loop(t, kv, r, m, cols, products, done, false);
+            }
         }
         t << "            }\n";
     }
