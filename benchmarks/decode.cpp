@@ -69,7 +69,7 @@ int main(int argc, char** argv) try {
     cli.flags()
         .add_option("--persistent-variants", s.persistent_variants,
                     "persistent: a variant each, 'default' or features joined by '+': assigned|taken, "
-                    "prefetch|noprefetch, stage|nostage")
+                    "prefetch|noprefetch, stage|nostage, wg<n> (workgroup size)")
         ->delimiter(',');
     cli.flags().add_flag("--profile", s.profile,
                          "also where each run's time goes, kernel by kernel (timestamps; persistent: the shader "
@@ -148,6 +148,9 @@ int main(int argc, char** argv) try {
         if (r.strategy.rfind("persistent", 0) == 0) {
             entry["door_closed_runs"] = r.fallbacks;
             entry["runs"] = r.runs;
+            entry["workgroups"] = r.workgroups;
+            entry["schedule"] = r.assigned ? "assigned" : "taken";
+            std::printf("    %u workgroups, %s\n", r.workgroups, r.assigned ? "assigned" : "taken from the counter");
             if (r.fallbacks != 0)
                 std::printf("    the door closed in %u of %u runs: those took their items from the counter\n",
                             r.fallbacks, r.runs);

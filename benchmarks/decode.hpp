@@ -26,7 +26,8 @@ struct settings {
     std::vector<std::uint32_t> persistent_workgroups{0};
     // persistent: the schedule and its techniques, one variant each: "default" (the device's choices), or features
     // joined by '+' from assigned / taken (program_options::schedule), prefetch / noprefetch (prefetch_weights),
-    // stage / nostage (stage_inputs); the variant is then named persistent[-<workgroups>]-<features>
+    // stage / nostage (stage_inputs), wg<n> (workgroup_size); the variant is then named
+    // persistent[-<workgroups>]-<features>
     std::vector<std::string> persistent_variants{"default"};
     bool profile = false;  // also a run with program_options::profile: kernel by kernel (not single_dispatch)
     double max_seconds = 5;                           // a variant's timed runs at one context stop after this
@@ -55,6 +56,8 @@ struct result {
     double profiled_run_us = 0;  // that run's time, first item taken to last finished
     std::uint32_t fallbacks = 0;  // persistent: runs whose door closed (program::persistent_fallbacks)
     std::uint32_t runs = 0;       // persistent: runs made by the program, the verifying and warming ones too
+    std::uint32_t workgroups = 0; // persistent: launched (after fitting the launch to the device)
+    bool assigned = false;        // persistent: the assigned schedule (else items taken from the counter)
 };
 
 // A persistent variant's options (settings::persistent_variants); throws on a feature it does not know.
@@ -73,9 +76,12 @@ inline vkfuse::program_options persistent_options(std::uint32_t workgroups, cons
             o.prefetch_weights = feature == "prefetch";
         else if (feature == "stage" || feature == "nostage")
             o.stage_inputs = feature == "stage";
+        else if (feature.rfind("wg", 0) == 0 && feature.size() > 2 &&
+                 feature.find_first_not_of("0123456789", 2) == std::string::npos)
+            o.workgroup_size = static_cast<std::uint32_t>(std::stoul(feature.substr(2)));
         else
             throw std::invalid_argument("decode: unknown persistent feature '" + feature + "' in '" + variant +
-                                        "' (assigned, taken, prefetch, noprefetch, stage, nostage)");
+                                        "' (assigned, taken, prefetch, noprefetch, stage, nostage, wg<n>)");
         at = end + 1;
     }
     return o;

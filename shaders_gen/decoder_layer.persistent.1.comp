@@ -21,6 +21,8 @@ layout(constant_id = 7) const uint ITEMS_2 = 1u;  // work items of phase 2
 layout(constant_id = 8) const uint ITEMS_3 = 1u;  // work items of phase 3
 layout(constant_id = 9) const uint ITEMS_4 = 1u;  // work items of phase 4
 layout(constant_id = 10) const uint ITEMS_5 = 1u;  // work items of phase 5
+layout(constant_id = 11) const uint ASSIGNED = 0u;  // 1: item g is workgroup g % N's, where all N run at once (the door)
+layout(constant_id = 12) const uint PREFETCH = 0u;  // steps of its rows a matvec item reads before it waits (0: none)
 
 layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0v4 { vec4 p_x_v4[]; };
 layout(set = 0, binding = 0, std430) readonly restrict buffer Binding0 { float p_x[]; };  // input x: f32[896]
@@ -56,12 +58,9 @@ layout(set = 0, binding = 18, std430) coherent restrict buffer Binding18 { float
 layout(set = 0, binding = 19, std430) coherent restrict buffer Binding19 { float p_y[]; };  // output y: f32[896]
 layout(set = 0, binding = 20, std430) coherent readonly buffer Binding20v4 { vec4 t46_v4[]; };
 layout(set = 0, binding = 20, std430) coherent restrict buffer Binding20 { float t46[]; };  // temporary: f32[4864]
-layout(set = 0, binding = 21, std430) coherent buffer Sync { uint vkf_sync[]; };  // items taken, finished; exits
-shared uint vkf_ticket;  // the work item this workgroup took
-shared uint vkf_ready;   // the phase before it has finished
-uint vkf_finished() {  // work items finished so far; acquire: what they wrote is visible after it
-    return atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
-}
+layout(set = 0, binding = 21, std430) coherent buffer Sync { uint vkf_sync[]; };  // counters: the next item, the door, exits; per phase instance its finished items
+shared uint vkf_ticket;  // the work item this workgroup took (and the door's answer, the last to leave)
+shared uint vkf_ready;   // what it waits for has finished
 layout(set = 0, binding = 22, std430) coherent buffer Partials { float vkf_partials[]; };  // split attention: each workgroup's softmax
 layout(set = 0, binding = 23, std430) coherent buffer Arrivals { uint vkf_arrivals[]; };  // per head: its workgroups that finished
 shared uint vkf_last;  // this workgroup finished its head last
@@ -73,6 +72,9 @@ layout(set = 0, binding = 24, std140) uniform Params {  // runtime scalars, writ
 shared float vkf_scratch[gl_WorkGroupSize.x];
 shared float vkf_q[64];                  // the query head being attended
 shared float vkf_p[gl_WorkGroupSize.x];  // softmax weights of one block of positions
+#ifdef VKFUSE_STAGE_INPUTS
+shared vec4 vkf_x[1216];  // a matvec phase's input vectors, evaluated once per work item
+#endif
 
 float vkf_silu(float x) { return x / (1.0 + exp(-x)); }
 vec4 vkf_silu(vec4 x) { return x / (1.0 + exp(-x)); }
@@ -157,101 +159,279 @@ float vkf_segment_sum(float v, uint width) {
     return total;
 }
 
+bool vkf_door() {
+    const uint n = gl_NumWorkGroups.x;
+    uint seen = 0u;
+    if (gl_LocalInvocationID.x == 0u) vkf_ready = atomicAdd(vkf_sync[32], 1u) + 1u;
+    barrier();
+    seen = vkf_ready;
+    barrier();
+#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe ends a shader's loops after 65535 trips in all: look many times a trip
+    for (uint trip = 0u; trip < 1024u && seen < n; ++trip) {
+        if (gl_LocalInvocationID.x == 0u) {
+            uint now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            if (now < n) now = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+            vkf_ready = now;
+        }
+#else
+    for (uint trip = 0u; trip < 65536u && seen < n; ++trip) {
+        if (gl_LocalInvocationID.x == 0u) vkf_ready = atomicLoad(vkf_sync[32], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire);
+#endif
+        barrier();
+        seen = vkf_ready;
+        barrier();
+    }
+    for (uint attempt = 0u; attempt <= n && seen < n; ++attempt) {  // each failure: one more arrived
+        if (gl_LocalInvocationID.x == 0u) {
+            const uint was = atomicCompSwap(vkf_sync[32], seen, 2147483648u);
+            vkf_ready = was == seen ? 2147483648u : was;
+            if (was == seen) atomicMax(vkf_sync[98], seen);  // the workgroups the device held
+        }
+        barrier();
+        seen = vkf_ready;
+        barrier();
+    }
+    return seen == n;
+}
+void vkf_wait(uint c, uint count) {
+    for (;;) {
+        if (gl_LocalInvocationID.x == 0u)
+            vkf_ready = atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe ends a shader's loops after 65535 trips in all: look many times a trip
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+                || atomicLoad(vkf_sync[128u + c], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= count
+#endif
+                ? 1u : 0u;
+        barrier();
+        const bool go = vkf_ready != 0u;
+        barrier();  // vkf_ready is written again on the next trip
+        if (go) break;
+    }
+}
+void vkf_prefetch(uint vkf_phase, uint vkf_layer, uint vkf_item) {
+    vec4 vkf_sum = vec4(0.0);
+    if (vkf_phase == 0u) {
+        const uint lanes = LANES_1;
+        const uint lane = gl_LocalInvocationID.x % lanes;
+        const uint unit = vkf_item * (gl_WorkGroupSize.x / lanes) + gl_LocalInvocationID.x / lanes;
+        if (unit < 448u) {  // q
+            const uint u = unit;
+            const uint i0 = u / 32u * 64u + u % 32u;  // a head's rows j and j + 32 are a rope pair
+            const uint i1 = i0 + 32u;
+            for (uint j = lane, step = 0u; j < 224u && step < PREFETCH; j += lanes, ++step) {
+                vkf_sum += p_wq_v4[i0 * 224u + j];
+                vkf_sum += p_wq_v4[i1 * 224u + j];
+            }
+        }
+        if (unit >= 448u && unit < 512u) {  // append to k_cache
+            const uint u = unit - 448u;
+            const uint i0 = u / 32u * 64u + u % 32u;  // a head's rows j and j + 32 are a rope pair
+            const uint i1 = i0 + 32u;
+            for (uint j = lane, step = 0u; j < 224u && step < PREFETCH; j += lanes, ++step) {
+                vkf_sum += p_wk_v4[i0 * 224u + j];
+                vkf_sum += p_wk_v4[i1 * 224u + j];
+            }
+        }
+        if (unit >= 512u && unit < 640u) {  // append to v_cache
+            const uint u = unit - 512u;
+            const uint i = u;
+            for (uint j = lane, step = 0u; j < 224u && step < PREFETCH; j += lanes, ++step) {
+                vkf_sum += p_wv_v4[i * 224u + j];
+            }
+        }
+    } else if (vkf_phase == 2u) {
+        const uint lanes = LANES_3;
+        const uint lane = gl_LocalInvocationID.x % lanes;
+        const uint unit = vkf_item * (gl_WorkGroupSize.x / lanes) + gl_LocalInvocationID.x / lanes;
+        if (unit < 896u) {  // h
+            const uint u = unit;
+            const uint i = u;
+            for (uint j = lane, step = 0u; j < 224u && step < PREFETCH; j += lanes, ++step) {
+                vkf_sum += p_wo_v4[i * 224u + j];
+            }
+        }
+    } else if (vkf_phase == 3u) {
+        const uint lanes = LANES_4;
+        const uint lane = gl_LocalInvocationID.x % lanes;
+        const uint unit = vkf_item * (gl_WorkGroupSize.x / lanes) + gl_LocalInvocationID.x / lanes;
+        if (unit < 4864u) {  // t46
+            const uint u = unit;
+            const uint i = u;
+            for (uint j = lane, step = 0u; j < 224u && step < PREFETCH; j += lanes, ++step) {
+                vkf_sum += p_w_gate_v4[i * 224u + j];
+                vkf_sum += p_w_up_v4[i * 224u + j];
+            }
+        }
+    } else if (vkf_phase == 4u) {
+        const uint lanes = LANES_5;
+        const uint lane = gl_LocalInvocationID.x % lanes;
+        const uint unit = vkf_item * (gl_WorkGroupSize.x / lanes) + gl_LocalInvocationID.x / lanes;
+        if (unit < 896u) {  // y
+            const uint u = unit;
+            const uint i = u;
+            for (uint j = lane, step = 0u; j < 1216u && step < PREFETCH; j += lanes, ++step) {
+                vkf_sum += p_w_down_v4[i * 1216u + j];
+            }
+        }
+    }
+    if (vkf_sum == vec4(-1.5e-38)) vkf_sync[100] = 1u;
+}
+uint vkf_items_of(uint phase) {
+    return phase == 0u ? ITEMS_1 : phase == 1u ? ITEMS_2 : phase == 2u ? ITEMS_3 : phase == 3u ? ITEMS_4 : ITEMS_5;
+}
+
 void main() {
     const uint vkf_per_position = ITEMS_1 + ITEMS_2 + ITEMS_3 + ITEMS_4 + ITEMS_5;  // items of every phase
-    const uint vkf_total = 1u * vkf_per_position;
-    for (;;) {
-        if (gl_LocalInvocationID.x == 0u) vkf_ticket = atomicAdd(vkf_sync[0], 1u);
-        barrier();
-        const uint vkf_taken = vkf_ticket;  // rewritten only after the barriers below
+    // a census (the runtime measuring how many workgroups the device holds at once): the door, no items
+    const bool vkf_census = vkf_sync[99] != 0u;
+    const uint vkf_total = vkf_census ? 0u : 1u * vkf_per_position;
+    const bool vkf_assigned = (ASSIGNED != 0u || vkf_census) && vkf_door();
+    for (uint vkf_round = 0u;; ++vkf_round) {
+        uint vkf_taken = gl_WorkGroupID.x + vkf_round * gl_NumWorkGroups.x;
+        if (!vkf_assigned) {
+            if (gl_LocalInvocationID.x == 0u) vkf_ticket = atomicAdd(vkf_sync[0], 1u);
+            barrier();
+            vkf_taken = vkf_ticket;  // written again only after the barriers below
+        }
         if (vkf_taken >= vkf_total) break;
 #ifdef VKFUSE_PROFILE  // program_options::profile: when the item was taken, started and finished
         const uvec2 vkf_clock_taken = clockRealtime2x32EXT();
 #endif
         uint vkf_rest = vkf_taken;
+        const uint vkf_layer = 0u;
         uint vkf_phase = 0u, vkf_start = 0u;  // the phase of the item, and its first item
         if (vkf_rest >= ITEMS_1) { vkf_phase = 1u; vkf_start = ITEMS_1; }
         if (vkf_rest >= ITEMS_1 + ITEMS_2) { vkf_phase = 2u; vkf_start = ITEMS_1 + ITEMS_2; }
         if (vkf_rest >= ITEMS_1 + ITEMS_2 + ITEMS_3) { vkf_phase = 3u; vkf_start = ITEMS_1 + ITEMS_2 + ITEMS_3; }
         if (vkf_rest >= ITEMS_1 + ITEMS_2 + ITEMS_3 + ITEMS_4) { vkf_phase = 4u; vkf_start = ITEMS_1 + ITEMS_2 + ITEMS_3 + ITEMS_4; }
         const uint vkf_item = vkf_rest - vkf_start;
-        // Wait until every item before this phase's first has finished. One invocation looks at the count and
-        // the workgroup decides together, a barrier between, so that all its invocations leave the wait on the
-        // same trip (where only one waits and a barrier holds the others, lavapipe was seen to let them pass).
-        for (const uint vkf_first_of_phase = vkf_taken - vkf_item;;) {
-            if (gl_LocalInvocationID.x == 0u)
-                vkf_ready = vkf_finished() >= vkf_first_of_phase
-#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe ends a shader's loops after 65535 trips in all: look many times a trip
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-                    || vkf_finished() >= vkf_first_of_phase
-#endif
-                    ? 1u : 0u;
-            barrier();
-            const bool vkf_go = vkf_ready != 0u;
-            barrier();  // vkf_ready is written again on the next trip
-            if (vkf_go) break;
-        }
+        const uint vkf_instance = vkf_phase;
+        if (PREFETCH != 0u) vkf_prefetch(vkf_phase, vkf_layer, vkf_item);
+        if (vkf_instance > 0u)  // the instance before it: the phase before, or the last of the layer or position before
+            vkf_wait(vkf_instance - 1u, vkf_items_of(vkf_phase == 0u ? 4u : vkf_phase - 1u));
         memoryBarrierBuffer();
 #ifdef VKFUSE_PROFILE
         const uvec2 vkf_clock_started = clockRealtime2x32EXT();
@@ -276,6 +456,16 @@ void main() {
         float v7 = inversesqrt(v6);
         uint v14 = params.p_pos;
         const uint lanes = LANES_1;
+#ifdef VKFUSE_STAGE_INPUTS  // the inputs of the products, once for the item
+        for (uint j = gl_LocalInvocationID.x; j < 224u; j += gl_WorkGroupSize.x) {  // j counts vec4s
+            vec4 v0 = p_x_v4[j];
+            vec4 v8 = v0 * v7;
+            vec4 v9 = p_attn_norm_v4[j];
+            vec4 v10 = v8 * v9;
+            vkf_x[0u + j] = v10;
+        }
+        barrier();
+#endif
         const uint lane = gl_LocalInvocationID.x % lanes;
         const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = vkf_item * rows_per_group; base < 640u; base += vkf_items * rows_per_group) {
@@ -289,6 +479,12 @@ void main() {
                 const uint u = unit;
                 const uint i0 = u / 32u * 64u + u % 32u;  // a head's rows j and j + 32 are a rope pair
                 const uint i1 = i0 + 32u;
+#ifdef VKFUSE_STAGE_INPUTS
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
+                    a0_11_0 += dot(p_wq_v4[i0 * 224u + j], vkf_x[0u + j]);
+                    a0_11_1 += dot(p_wq_v4[i1 * 224u + j], vkf_x[0u + j]);
+                }
+#else
                 for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v0 = p_x_v4[j];
                     vec4 v8 = v0 * v7;
@@ -297,11 +493,18 @@ void main() {
                     a0_11_0 += dot(p_wq_v4[i0 * 224u + j], v10);
                     a0_11_1 += dot(p_wq_v4[i1 * 224u + j], v10);
                 }
+#endif
             }
             if (unit >= 448u && unit < 512u) {  // append to k_cache
                 const uint u = unit - 448u;
                 const uint i0 = u / 32u * 64u + u % 32u;  // a head's rows j and j + 32 are a rope pair
                 const uint i1 = i0 + 32u;
+#ifdef VKFUSE_STAGE_INPUTS
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
+                    a1_19_0 += dot(p_wk_v4[i0 * 224u + j], vkf_x[0u + j]);
+                    a1_19_1 += dot(p_wk_v4[i1 * 224u + j], vkf_x[0u + j]);
+                }
+#else
                 for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v0 = p_x_v4[j];
                     vec4 v8 = v0 * v7;
@@ -310,10 +513,16 @@ void main() {
                     a1_19_0 += dot(p_wk_v4[i0 * 224u + j], v10);
                     a1_19_1 += dot(p_wk_v4[i1 * 224u + j], v10);
                 }
+#endif
             }
             if (unit >= 512u && unit < 640u) {  // append to v_cache
                 const uint u = unit - 512u;
                 const uint i = u;
+#ifdef VKFUSE_STAGE_INPUTS
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
+                    a2_26 += dot(p_wv_v4[i * 224u + j], vkf_x[0u + j]);
+                }
+#else
                 for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v0 = p_x_v4[j];
                     vec4 v8 = v0 * v7;
@@ -321,6 +530,7 @@ void main() {
                     vec4 v10 = v8 * v9;
                     a2_26 += dot(p_wv_v4[i * 224u + j], v10);
                 }
+#endif
             }
             const float r0_11_0 = vkf_segment_sum(a0_11_0, lanes);
             const float r0_11_1 = vkf_segment_sum(a0_11_1, lanes);
@@ -447,6 +657,13 @@ void main() {
     const uint vkf_items = ITEMS_3;  // the phase's body takes item vkf_item of these
     {  // matvec: h[896]
         const uint lanes = LANES_3;
+#ifdef VKFUSE_STAGE_INPUTS  // the inputs of the products, once for the item
+        for (uint j = gl_LocalInvocationID.x; j < 224u; j += gl_WorkGroupSize.x) {  // j counts vec4s
+            vec4 v30 = p_attn_v4[j];
+            vkf_x[0u + j] = v30;
+        }
+        barrier();
+#endif
         const uint lane = gl_LocalInvocationID.x % lanes;
         const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = vkf_item * rows_per_group; base < 896u; base += vkf_items * rows_per_group) {
@@ -455,10 +672,16 @@ void main() {
             if (unit < 896u) {  // h
                 const uint u = unit;
                 const uint i = u;
+#ifdef VKFUSE_STAGE_INPUTS
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
+                    a0_31 += dot(p_wo_v4[i * 224u + j], vkf_x[0u + j]);
+                }
+#else
                 for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v30 = p_attn_v4[j];
                     a0_31 += dot(p_wo_v4[i * 224u + j], v30);
                 }
+#endif
             }
             const float r0_31 = vkf_segment_sum(a0_31, lanes);
             if (lane == 0u) {
@@ -491,6 +714,16 @@ void main() {
         float v37 = v36 + 0.000001;
         float v38 = inversesqrt(v37);
         const uint lanes = LANES_4;
+#ifdef VKFUSE_STAGE_INPUTS  // the inputs of the products, once for the item
+        for (uint j = gl_LocalInvocationID.x; j < 224u; j += gl_WorkGroupSize.x) {  // j counts vec4s
+            vec4 v32 = p_h_v4[j];
+            vec4 v39 = v32 * v38;
+            vec4 v40 = p_ffn_norm_v4[j];
+            vec4 v41 = v39 * v40;
+            vkf_x[0u + j] = v41;
+        }
+        barrier();
+#endif
         const uint lane = gl_LocalInvocationID.x % lanes;
         const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = vkf_item * rows_per_group; base < 4864u; base += vkf_items * rows_per_group) {
@@ -500,6 +733,12 @@ void main() {
             if (unit < 4864u) {  // t46
                 const uint u = unit;
                 const uint i = u;
+#ifdef VKFUSE_STAGE_INPUTS
+                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
+                    a0_42 += dot(p_w_gate_v4[i * 224u + j], vkf_x[0u + j]);
+                    a0_45 += dot(p_w_up_v4[i * 224u + j], vkf_x[0u + j]);
+                }
+#else
                 for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
                     vec4 v32 = p_h_v4[j];
                     vec4 v39 = v32 * v38;
@@ -508,6 +747,7 @@ void main() {
                     a0_42 += dot(p_w_gate_v4[i * 224u + j], v41);
                     a0_45 += dot(p_w_up_v4[i * 224u + j], v41);
                 }
+#endif
             }
             const float r0_42 = vkf_segment_sum(a0_42, lanes);
             const float r0_45 = vkf_segment_sum(a0_45, lanes);
@@ -526,6 +766,13 @@ void main() {
     const uint vkf_items = ITEMS_5;  // the phase's body takes item vkf_item of these
     {  // matvec: y[896]
         const uint lanes = LANES_5;
+#ifdef VKFUSE_STAGE_INPUTS  // the inputs of the products, once for the item
+        for (uint j = gl_LocalInvocationID.x; j < 1216u; j += gl_WorkGroupSize.x) {  // j counts vec4s
+            vec4 v46 = t46_v4[j];
+            vkf_x[0u + j] = v46;
+        }
+        barrier();
+#endif
         const uint lane = gl_LocalInvocationID.x % lanes;
         const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = vkf_item * rows_per_group; base < 896u; base += vkf_items * rows_per_group) {
@@ -534,10 +781,16 @@ void main() {
             if (unit < 896u) {  // y
                 const uint u = unit;
                 const uint i = u;
+#ifdef VKFUSE_STAGE_INPUTS
+                for (uint j = lane; j < 1216u; j += lanes) {  // j counts vec4s
+                    a0_47 += dot(p_w_down_v4[i * 1216u + j], vkf_x[0u + j]);
+                }
+#else
                 for (uint j = lane; j < 1216u; j += lanes) {  // j counts vec4s
                     vec4 v46 = t46_v4[j];
                     a0_47 += dot(p_w_down_v4[i * 1216u + j], v46);
                 }
+#endif
             }
             const float r0_47 = vkf_segment_sum(a0_47, lanes);
             if (lane == 0u) {
@@ -557,7 +810,7 @@ void main() {
 #ifdef VKFUSE_PROFILE
         if (gl_LocalInvocationID.x == 0u) {
             const uvec2 vkf_clock_finished = clockRealtime2x32EXT();
-            const uint at = 128u + 6u * vkf_taken;
+            const uint at = 133u + 6u * vkf_taken;
             vkf_sync[at] = vkf_clock_taken.x;
             vkf_sync[at + 1u] = vkf_clock_taken.y;
             vkf_sync[at + 2u] = vkf_clock_started.x;
@@ -566,13 +819,21 @@ void main() {
             vkf_sync[at + 5u] = vkf_clock_finished.y;
         }
 #endif
-        if (gl_LocalInvocationID.x == 0u) atomicAdd(vkf_sync[32], 1u);
+        if (gl_LocalInvocationID.x == 0u) atomicAdd(vkf_sync[128u + vkf_instance], 1u);
     }
-    // the last workgroup to leave zeroes the counters for the next run
-    if (gl_LocalInvocationID.x == 0u && atomicAdd(vkf_sync[64], 1u) == gl_NumWorkGroups.x - 1u) {
-        vkf_sync[0] = 0u;
-        vkf_sync[32] = 0u;
-        vkf_sync[64] = 0u;
+    barrier();  // every invocation has read vkf_ticket
+    // the last workgroup to leave sets the counters back to zero for the next run
+    if (gl_LocalInvocationID.x == 0u)
+        vkf_ticket = atomicAdd(vkf_sync[64], 1u) == gl_NumWorkGroups.x - 1u ? 1u : 0u;
+    barrier();
+    if (vkf_ticket != 0u) {
+        for (uint i = gl_LocalInvocationID.x; i < 5u; i += gl_WorkGroupSize.x) vkf_sync[128u + i] = 0u;
+        if (gl_LocalInvocationID.x == 0u) {
+            if (vkf_sync[32] >= 2147483648u) vkf_sync[97] += 1u;  // this run fell back to the counter
+            vkf_sync[0] = 0u;
+            vkf_sync[32] = 0u;
+            vkf_sync[64] = 0u;
+        }
     }
 #ifdef VKFUSE_LOOP_BUDGET  // llvmpipe: did this invocation's loops run out of trips?
     uint vkf_trips = 0u;

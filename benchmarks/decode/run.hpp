@@ -171,6 +171,8 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
         if constexpr (How == strategy::persistent) {
             r.fallbacks = prog.persistent_fallbacks();
             r.runs = runs;
+            r.workgroups = prog.workgroups(0);
+            r.assigned = prog.launch().assigned;
         }
         out.push_back(std::move(r));
     }

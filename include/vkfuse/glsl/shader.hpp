@@ -67,7 +67,7 @@ constexpr void emit_header(T& t, const plan::program_plan<Cap>& p, const plan::s
         t << "layout(constant_id = " << 2 * p.kernel_count + 1
           << ") const uint ASSIGNED = 0u;  // 1: item g is workgroup g % N's, where all N run at once (the door)\n"
           << "layout(constant_id = " << 2 * p.kernel_count + 2
-          << ") const uint PREFETCH = 0u;  // 1: an item reads its first weights before it waits\n";
+          << ") const uint PREFETCH = 0u;  // steps of its rows a matvec item reads before it waits (0: none)\n";
     }
     t << '\n';
 }
@@ -272,7 +272,7 @@ constexpr void emit_persistent_door(T& t) {
       << "    if (gl_LocalInvocationID.x == 0u) vkf_ready = atomicAdd(vkf_sync[" << door << "], 1u) + 1u;\n";
     share("    ");
     t << "#ifdef VKFUSE_LOOP_BUDGET  // llvmpipe ends a shader's loops after 65535 trips in all: look many times a trip\n"
-      << "    for (uint trip = 0u; trip < " << plan::persistent_door_looks / 1024u << "u && seen < n; ++trip) {\n"
+      << "    for (uint trip = 0u; trip < 1024u && seen < n; ++trip) {\n"
       << "        if (gl_LocalInvocationID.x == 0u) {\n"
       << "            uint now = ";
     look();
@@ -297,6 +297,8 @@ constexpr void emit_persistent_door(T& t) {
       << "            const uint was = atomicCompSwap(vkf_sync[" << door << "], seen, " << plan::persistent_door_closed
       << "u);\n"
       << "            vkf_ready = was == seen ? " << plan::persistent_door_closed << "u : was;\n"
+      << "            if (was == seen) atomicMax(vkf_sync[" << plan::persistent_arrived_word
+      << "], seen);  // the workgroups the device held\n"
       << "        }\n";
     share("        ");
     t << "    }\n"
@@ -351,7 +353,7 @@ constexpr void emit_persistent_prefetch(T& t, const plan::program_plan<Cap>& p, 
         emit_matvec_prefetch(t, kernel_view<Cap>(p, k, packed));
     }
     if (any) t << "    }\n";
-    t << "    if (vkf_sum == vec4(-1.5e-38)) vkf_sync[" << plan::persistent_closed_word + 1 << "] = 1u;\n"
+    t << "    if (vkf_sum == vec4(-1.5e-38)) vkf_sync[" << plan::persistent_sink_word << "] = 1u;\n"
       << "}\n";
 }
 
@@ -402,8 +404,11 @@ constexpr void emit_persistent_main(T& t, const plan::program_plan<Cap>& p, bool
         sum(0, p.kernel_count);
         t << ";  // items of every phase\n";
     }
-    t << "    const uint vkf_total = " << (p.loop_param >= 0 ? p.loop_count : 1u) << "u * vkf_per_position;\n"
-      << "    const bool vkf_assigned = ASSIGNED != 0u && vkf_door();\n"
+    t << "    // a census (the runtime measuring how many workgroups the device holds at once): the door, no items\n"
+      << "    const bool vkf_census = vkf_sync[" << plan::persistent_census_word << "] != 0u;\n"
+      << "    const uint vkf_total = vkf_census ? 0u : " << (p.loop_param >= 0 ? p.loop_count : 1u)
+      << "u * vkf_per_position;\n"
+      << "    const bool vkf_assigned = (ASSIGNED != 0u || vkf_census) && vkf_door();\n"
       << "    for (uint vkf_round = 0u;; ++vkf_round) {\n"
       << "        uint vkf_taken = gl_WorkGroupID.x + vkf_round * gl_NumWorkGroups.x;\n"
       << "        if (!vkf_assigned) {\n"

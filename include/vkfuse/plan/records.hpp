@@ -283,12 +283,24 @@ inline constexpr std::uint32_t persistent_door_word = persistent_sync_stride;
 inline constexpr std::uint32_t persistent_exit_word = 2 * persistent_sync_stride;
 inline constexpr std::uint32_t persistent_budget_word = 3 * persistent_sync_stride;
 inline constexpr std::uint32_t persistent_closed_word = persistent_budget_word + 1;
+// The count of arrived workgroups a closing door replaced (the most of them seen): how many the device held at once.
+inline constexpr std::uint32_t persistent_arrived_word = persistent_budget_word + 2;
+// Set by the runtime for a census: workgroups pass the door and leave without taking any item, so that the run says
+// how many of the launch the device keeps resident (program: fit_persistent_launch).
+inline constexpr std::uint32_t persistent_census_word = persistent_budget_word + 3;
+// A word nothing reads, written by a prefetch that must look as if it used its loads.
+inline constexpr std::uint32_t persistent_sink_word = persistent_budget_word + 4;
 inline constexpr std::uint32_t persistent_sync_words = 4 * persistent_sync_stride;
 // The door's value once closed: above any number of workgroups, so that no count of arrivals can reach it.
 inline constexpr std::uint32_t persistent_door_closed = 0x80000000u;
 // How many times a workgroup looks at the door for the others to arrive before it closes it (every workgroup of a
 // launch the device holds at once arrives within microseconds; one that does not means the launch is too large).
-inline constexpr std::uint32_t persistent_door_looks = 1u << 20;
+inline constexpr std::uint32_t persistent_door_looks = 1u << 16;
+// persistent: the steps of its rows (16-byte loads, usually) each invocation of a matvec item reads before its wait
+// (the PREFETCH specialization constant): enough to have the item's first round trip made early, little enough that
+// the items of one phase keep their prefetched bytes in L2 (on an H100, 528 items of 256 invocations: 8 MB for two
+// matrices).
+inline constexpr std::uint32_t persistent_prefetch_steps = 2;
 // Where a device ends a shader's loops after a fixed number of trips in all (llvmpipe: 65535, counted over every loop
 // of an invocation, then every loop exits early and the results are silently wrong), a waiting workgroup looks at the
 // count this many times per trip of its wait, so that waiting spends that budget slowly.

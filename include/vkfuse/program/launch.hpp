@@ -48,6 +48,12 @@ struct program_options {
     // (device_info::compute_units), one per hardware thread on a CPU device, else 256.
     std::uint32_t persistent_workgroups = 0;
     persistent_schedule schedule = persistent_schedule::automatic;
+    // persistent: measure, once when the program is made, how many of the launch's workgroups the device holds at
+    // once (a census: one dispatch whose workgroups only pass the door), and launch that many instead where it is
+    // fewer. Done on GPUs, and wherever the schedule is assigned; false launches persistent_workgroups as given (an
+    // assigned run then finds the door closed whenever they are not all resident, and takes its items from the
+    // counter).
+    bool persistent_fit = true;
     // persistent: a work item reads its first weights before it waits for the phase before it (into L2, where the
     // phase reads them again). On by default.
     bool prefetch_weights = true;
@@ -76,6 +82,7 @@ struct launch_config {
     bool assigned = false;      // persistent: items assigned to workgroups where all are resident (ASSIGNED)
     bool prefetch = false;      // persistent: items read their first weights before they wait (PREFETCH)
     bool stage_inputs = false;  // persistent: matvec inputs in shared memory (VKFUSE_STAGE_INPUTS)
+    bool fit = false;           // persistent: the launch is fitted to what the device holds at once (a census)
     // The device ends a shader's loops after a fixed number of trips in all (llvmpipe, 65535): waits are unrolled
     // (VKFUSE_LOOP_BUDGET).
     bool loop_budget = false;
@@ -145,6 +152,7 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
     c.assigned = o.schedule == persistent_schedule::assigned ||
                  (o.schedule == persistent_schedule::automatic && d.type != "CPU" && !c.loop_budget);
     c.prefetch = o.prefetch_weights;
+    c.fit = o.persistent_fit && (c.assigned || d.type != "CPU");
     c.stage_inputs = o.stage_inputs;  // and where the device has the shared memory (program: fit_shared_memory)
     return c;
 }

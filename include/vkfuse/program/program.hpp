@@ -117,6 +117,7 @@ public:
         check_sizes();
         build_kernels();
         allocate_buffers();
+        fit_persistent_launch();
     }
 
     program_runtime(const program_runtime&) = delete;
@@ -871,7 +872,7 @@ private:
             if (how_ == strategy::persistent) {
                 for (int k = sh.first; k < sh.last; ++k) more.push_back(items(k));
                 more.push_back(launch_.assigned ? 1u : 0u);  // ASSIGNED
-                more.push_back(launch_.prefetch ? 1u : 0u);  // PREFETCH
+                more.push_back(launch_.prefetch ? vkfuse::plan::persistent_prefetch_steps : 0u);  // PREFETCH
             }
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(s)];
@@ -885,6 +886,39 @@ private:
             spec.preamble = preamble;
             kernels_.emplace_back(*ctx_, spec);
         }
+    }
+
+    // persistent (launch_config::fit): a census — one dispatch whose workgroups pass the door and leave — says whether
+    // the device holds the whole launch at once; where it does not, the door's closer noted how many it saw arrive,
+    // and the launch becomes that many (the shader rebuilt for its work items). The device's limits that decide this
+    // (registers and shared memory per workgroup against a multiprocessor's) are known only to its driver: counting
+    // is the portable way. Where no launch fits after three tries, the schedule falls back to taking items from the
+    // counter, which needs no residency.
+    void fit_persistent_launch() {
+        if (how_ != strategy::persistent || !launch_.fit || scratch_.empty() || !scratch_.front().sync) return;
+        vulkan::buffer& sync = *scratch_.front().sync;
+        auto word = [&](std::uint32_t w) {
+            std::uint32_t v = 0;
+            sync.download_at(4 * w, std::as_writable_bytes(std::span(&v, 1)));
+            return v;
+        };
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            sync.fill_at(4 * vkfuse::plan::persistent_census_word, 4, 1u);
+            vulkan::sequence(*ctx_, record_dispatches(), 1, false).run();
+            const std::uint32_t closed = word(vkfuse::plan::persistent_closed_word),
+                                held = word(vkfuse::plan::persistent_arrived_word);
+            sync.fill_at(4 * vkfuse::plan::persistent_budget_word, 4 * 8, 0u);  // the census leaves no trace
+            if (closed == 0) return;
+            if (held == 0 || held >= launch_.persistent_workgroups) break;
+            launch_.persistent_workgroups = held;
+            kernels_.clear();
+            labels_.clear();
+            build_kernels();
+        }
+        launch_.assigned = false;
+        kernels_.clear();
+        labels_.clear();
+        build_kernels();
     }
 
     // Shared memory grows with the workgroup (reduction scratch, softmax weights). A workgroup size vkfuse chose

@@ -68,8 +68,8 @@ constexpr bool wide_loop(const kernel_view<Cap>& kv, int m, std::uint64_t cols, 
     return wide;
 }
 
-// persistent, PREFETCH: the weights of the item's first pass over its rows, read before its wait, into `vkf_sum`
-// (glsl/shader.hpp emit_persistent_prefetch). The same rows, steps and loads as the phase's loop.
+// persistent, PREFETCH: the first PREFETCH steps of the rows of the item's first pass, read before its wait, into
+// `vkf_sum` (glsl/shader.hpp emit_persistent_prefetch). The same rows, steps and loads as the phase's loop starts with.
 template <class T, std::size_t Cap>
 constexpr void emit_matvec_prefetch(T& t, const kernel_view<Cap>& kv) {
     t << "        const uint lanes = LANES_" << kv.index + 1 << ";\n"
@@ -90,7 +90,8 @@ constexpr void emit_matvec_prefetch(T& t, const kernel_view<Cap>& kv) {
             const std::uint64_t cols = kv[kv[m].b].rows;
             const bool v4 = plan::vectorized(cols), wide = v4 && wide_loop(kv, m, cols, products);
             const std::uint64_t steps = wide ? cols / 8 : v4 ? cols / 4 : cols;
-            t << "            for (uint j = lane; j < " << steps << "u; j += lanes) {\n";
+            t << "            for (uint j = lane, step = 0u; j < " << steps
+              << "u && step < PREFETCH; j += lanes, ++step) {\n";
             for (int n = m; n < kv.size(); ++n) {
                 if (!products[n] || kv[kv[n].b].rows != cols) continue;
                 done[n] = true;
