@@ -31,6 +31,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/stat.h>  // mkfifo
+
 namespace st = vkfuse::safetensors;
 namespace fs = std::filesystem;
 
@@ -479,6 +481,10 @@ TEST_CASE("safetensors: paths that are not safetensors files") {
     CHECK(contains(missing, "absent.safetensors"));
     CHECK(contains(missing, "cannot open"));
     CHECK(contains(checkpoint_error_of([&] { st::file f(dir.path); }), "not a regular file"));
+    // A named pipe is refused at once: opened the usual way, it would wait for a writer forever.
+    const fs::path pipe = dir.path / "pipe.safetensors";
+    REQUIRE(::mkfifo(pipe.c_str(), 0600) == 0);
+    CHECK(contains(checkpoint_error_of([&] { st::file f(pipe); }), "not a regular file"));
     // A long hostile name is cut short in messages.
     const std::string long_name(100000, 'x');
     const std::string header = "{\"" + long_name + "\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,3]}}";

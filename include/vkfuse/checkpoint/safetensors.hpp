@@ -391,8 +391,10 @@ public:
         auto error = [&](const std::string& what) {
             return checkpoint_error("safetensors file " + printable(shown, 4096) + ": " + what);
         };
+        // O_NONBLOCK: opening a named pipe for reading otherwise waits for a writer, forever; opened at once, it is
+        // refused below as not a regular file (the flag changes nothing for a regular file or its mapping)
         int fd;
-        do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         while (fd < 0 && errno == EINTR);
         if (fd < 0) {
             const int code = errno;
