@@ -475,6 +475,25 @@ TEST_CASE("safetensors: what is valid stays valid: empty tensors, huge extents b
     }
 }
 
+TEST_CASE("safetensors: a header of many entries parses in time linear in its size") {
+    // 200,000 one-element tensors: a 13 MB header. Parsing it once took time quadratic in the entries (the JSON
+    // parser's callback form scanned the whole object after every entry: hours at this size); now it is a second or
+    // so, and the bound below is generous for sanitizer builds and slow machines alike.
+    constexpr int entries = 200000;
+    std::string header = "{";
+    for (int i = 0; i < entries; ++i)
+        header += (i ? ",\"t" : "\"t") + std::to_string(i) + "\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[" +
+                  std::to_string(i) + "," + std::to_string(i + 1) + "]}";
+    header += "}";
+    const auto start = std::chrono::steady_clock::now();
+    const st::file f(raw_file(header, entries), "many entries");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(f.tensors().size() == static_cast<std::size_t>(entries));
+    CHECK(f.tensors().back().name == "t199999");
+    INFO("parsed in " << seconds << " s");
+    CHECK(seconds < 60);
+}
+
 TEST_CASE("safetensors: paths that are not safetensors files") {
     temp_dir dir{"safetensors"};
     const std::string missing = checkpoint_error_of([&] { st::file f(dir.path / "absent.safetensors"); });
