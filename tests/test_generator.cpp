@@ -17,6 +17,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -172,6 +173,41 @@ TEST_CASE("generator: bf16 checkpoints at awkward sizes against plain loops and 
             check_against_references<model::decoder<tiny_llama>, strategy::fused>(folder, prompt, 7);
             check_against_references<model::decoder<tiny_llama>, strategy::single_dispatch>(folder, prompt, 3);
         }
+    }
+}
+
+TEST_CASE("generator: a weight holding a NaN or an infinity is refused at load, by tensor and element") {
+    // tiny-qwen2 copied with one value of one matrix replaced: every token computed from it would be garbage (the
+    // logits NaN, the argmax 0), so the load stops first and names where
+    vkfuse_test::temp_dir dir{"non-finite"};
+    fs::copy_file(fixtures / "tiny-qwen2" / "config.json", dir.path / "config.json");
+    const safetensors::checkpoint original(fixtures / "tiny-qwen2");
+    const std::string damaged = "model.layers.1.mlp.down_proj.weight";
+    for (const bool infinity : {false, true}) {
+        std::vector<safetensors::tensor_view> views;
+        std::vector<std::byte> changed;
+        for (const safetensors::tensor_view* t : original.tensors()) {
+            views.push_back(*t);
+            if (t->name != damaged) continue;
+            changed.assign(t->bytes.begin(), t->bytes.end());
+            const std::size_t element = 2 * tiny_qwen2.intermediate + 7;  // row 2, column 7
+            if (t->dtype == safetensors::dtype::f32) {
+                const std::uint32_t bits = infinity ? 0xff800000u : 0x7fc00000u;
+                std::memcpy(changed.data() + 4 * element, &bits, 4);
+            } else {
+                const std::uint16_t bits = t->dtype == safetensors::dtype::bf16 ? (infinity ? 0xff80u : 0x7fc0u)
+                                                                                 : (infinity ? 0xfc00u : 0x7e00u);
+                std::memcpy(changed.data() + 2 * element, &bits, 2);
+            }
+            views.back().bytes = changed;
+        }
+        safetensors::write(dir.path / "model.safetensors", views);
+        const std::string named = "tensor \"" + damaged + "\" in ";
+        CHECK_THROWS_WITH_AS(model::generator<model::decoder<tiny_qwen2>>(vkfuse_test::context(), dir.path),
+                             doctest::Contains(named.c_str()), checkpoint_error);
+        CHECK_THROWS_WITH_AS(model::generator<model::decoder<tiny_qwen2>>(vkfuse_test::context(), dir.path),
+                             doctest::Contains("holds a NaN or an infinity at element 159 (row 2, column 7)"),
+                             checkpoint_error);
     }
 }
 

@@ -19,6 +19,7 @@
 #include <exception>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -282,6 +283,40 @@ inline void convert(std::span<const std::byte> from, weight_format from_format, 
     pool.clear();  // joins
     for (const std::exception_ptr& e : failures)
         if (e) std::rethrow_exception(e);  // the earliest rows' failure
+}
+
+// The index of the first value of `bytes` (stored as `format`, f32, f16 or bf16) that is a NaN or an infinity, if any.
+// A checkpoint holding one would make every later value of the model non-finite: the loader refuses it by name
+// (model::load_weights). Reads the exponent bits only, so it runs at the speed of memory.
+[[nodiscard]] inline std::optional<std::size_t> first_non_finite(std::span<const std::byte> bytes, weight_format format) {
+    auto scan = [&](auto word, std::size_t size, auto all_ones) -> std::optional<std::size_t> {
+        using word_t = decltype(word);
+        const std::size_t n = bytes.size() / size;
+        constexpr std::size_t run = 4096;  // values looked at before the first test: the loop stays branch-free
+        for (std::size_t at = 0; at < n; at += run) {
+            const std::size_t end = std::min(n, at + run);
+            bool any = false;
+            for (std::size_t i = at; i < end; ++i) {
+                word_t w;
+                std::memcpy(&w, bytes.data() + i * size, size);
+                any |= (w & all_ones) == all_ones;
+            }
+            if (!any) continue;
+            for (std::size_t i = at; i < end; ++i) {
+                word_t w;
+                std::memcpy(&w, bytes.data() + i * size, size);
+                if ((w & all_ones) == all_ones) return i;
+            }
+        }
+        return std::nullopt;
+    };
+    switch (format) {
+    case weight_format::f32: return scan(std::uint32_t{}, 4, std::uint32_t{0x7f800000u});
+    case weight_format::f16: return scan(std::uint16_t{}, 2, std::uint16_t{0x7c00u});
+    case weight_format::bf16: return scan(std::uint16_t{}, 2, std::uint16_t{0x7f80u});
+    default: throw usage_error("vkfuse formats: first_non_finite reads f32, f16 and bf16 values, not " +
+                               std::string(format_name(format)));
+    }
 }
 
 // The same, returning new storage: f32 values -> `format`.

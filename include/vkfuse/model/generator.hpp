@@ -122,7 +122,18 @@ template <class Program, strategy How>
 void load_weights(program<Program, How>& prog, const config& c, const safetensors::checkpoint& checkpoint) {
     auto put = [&](std::string_view program_name, int layer, std::string_view tensor) {
         const safetensors::tensor_view& t = checkpoint.at(tensor);
-        prog.upload_encoded(program_name, layer, t.bytes, detail::format_of_tensor(t));
+        const formats::weight_format format = detail::format_of_tensor(t);
+        if (const std::optional<std::size_t> at = formats::first_non_finite(t.bytes, format)) {
+            const std::size_t cols = t.shape.size() == 2 ? static_cast<std::size_t>(t.shape[1]) : 0;
+            throw checkpoint_error(
+                "tensor " + safetensors::detail::printable(t.name) + " in " + safetensors::detail::printable(t.source, 4096) +
+                " holds a NaN or an infinity at element " + std::to_string(*at) +
+                (cols != 0 ? " (row " + std::to_string(*at / cols) + ", column " + std::to_string(*at % cols) + ")"
+                           : std::string()) +
+                "; every value a model computes from it would be too. The checkpoint is damaged or was saved from "
+                "a diverged run: take another copy or another checkpoint.");
+        }
+        prog.upload_encoded(program_name, layer, t.bytes, format);
     };
     put("embed", -1, embedding_name);
     put("norm", -1, final_norm_name);
