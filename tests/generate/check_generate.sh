@@ -6,7 +6,8 @@
 #      line is prompt_ids then generated_ids, exactly, and the --logits file holds transformers' logits (within 1e-4
 #      of the largest magnitude);
 #   2. errors: a missing folder, --max-seq too small, a prompt id outside the vocabulary (from the built program), an
-#      unsupported architecture (at configure time), a bad option — each a message and exit status 1 or 2, no crash.
+#      unsupported architecture (at configure time), a bad option, --logits naming an input — each a message and exit
+#      status 1 or 2, no crash, no input changed.
 #
 # Usage: tests/generate/check_generate.sh BUILDS   (CXX, VKFUSE_VALIDATION and VKFUSE_CACHE_DIR are passed through)
 set -euo pipefail
@@ -101,6 +102,13 @@ refuses "an id outside the vocabulary" "not below the model's vocab_size" "$fixt
 refuses "more positions than the model has" "more than the model's max_position_embeddings" \
     "$fixture" --ids 1 --max-new 299
 refuses "a bad option" "unknown option --temperature" "$fixture" --temperature 0.7
+# an output never replaces an input: --logits naming the checkpoint's own file (through another path) is refused,
+# and the file is left as it was
+cp -r "$fixture" "$scratch/own-model"
+sum_before=$(cksum <"$scratch/own-model/model.safetensors")
+refuses "--logits naming the model's weights" "a file of the model" \
+    "$scratch/own-model" --ids 1 --max-new 1 --logits "$scratch/own-model/../own-model/model.safetensors"
+[[ $(cksum <"$scratch/own-model/model.safetensors") == "$sum_before" ]] || failed "--logits changed the weights"
 refuses "a bad --dtype" "--dtype f8: not one of" "$fixture" --dtype f8
 mkdir -p "$scratch/gpt2"
 echo '{"architectures": ["GPT2LMHeadModel"], "n_embd": 768, "n_layer": 12}' >"$scratch/gpt2/config.json"

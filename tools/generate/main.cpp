@@ -16,10 +16,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +31,8 @@
 #include <string_view>
 #include <system_error>
 #include <vector>
+
+#include <unistd.h>  // getpid
 
 namespace {
 
@@ -179,11 +183,22 @@ void write_rows(std::ostream& out, const std::vector<std::vector<float>>& rows, 
 // The logits file: the layout of tests/fixtures/*/expected.json. `rows` holds one row per position run, the prompt's
 // positions first: "logits" are the P prompt positions, "generation_logits" the N rows the new ids were chosen from
 // (the first of them is the last prompt position's).
+// Written to a temporary file beside it, then renamed over it: a run that fails midway leaves no half-written file,
+// and an existing one stays as it was.
 void write_logits(const fs::path& file, const fs::path& folder, const vkfuse::generation& g,
                   const std::vector<std::vector<float>>& rows) {
     const std::size_t prompt = g.prompt_length, generated = g.tokens.size() - prompt;
-    std::ofstream out(file);
-    if (!out) throw std::runtime_error("cannot write the logits file " + file.string());
+    const fs::path temporary = fs::path(file).concat(".partial-" + std::to_string(::getpid()));
+    struct remover {  // the temporary, unless it was renamed
+        const fs::path& path;
+        ~remover() {
+            std::error_code ignored;
+            fs::remove(path, ignored);
+        }
+    } const remove_on_exit{temporary};
+    std::ofstream out(temporary);
+    if (!out) throw std::runtime_error("cannot write the logits file " + file.string() + " (nor " +
+                                       temporary.string() + " beside it): " + std::strerror(errno));
     const std::vector<std::uint32_t> prompt_ids(g.tokens.begin(), g.tokens.begin() + static_cast<long>(prompt));
     const std::vector<std::uint32_t> generated_ids(g.tokens.begin() + static_cast<long>(prompt), g.tokens.end());
     std::size_t non_finite = 0;
@@ -197,6 +212,9 @@ void write_logits(const fs::path& file, const fs::path& folder, const vkfuse::ge
     out << "\n}\n";
     out.close();
     if (!out) throw std::runtime_error("writing the logits file " + file.string() + " failed");
+    std::error_code ec;
+    fs::rename(temporary, file, ec);
+    if (ec) throw std::runtime_error("cannot replace " + file.string() + " with the logits written: " + ec.message());
     if (non_finite != 0)
         std::cerr << "generate: warning: " << non_finite << " logits are not finite (written as null)\n";
 }
@@ -255,6 +273,15 @@ int run(const options& o) {
                             " positions, but this build's caches hold " + std::to_string(positions) +
                             " (--max-seq); " + fix, false};
     }
+
+    // An output never replaces an input: the logits file must not be one of the model folder's files (the weights,
+    // the config), whatever path names it.
+    if (o.logits)
+        for (const fs::directory_entry& input : fs::directory_iterator(o.folder, ec))
+            if (fs::equivalent(*o.logits, input.path(), ec))
+                throw usage_problem{"--logits " + o.logits->string() + " is " + input.path().string() +
+                                        ", a file of the model: give a file outside the model folder",
+                                    false};
 
     vkfuse::context ctx;
     generator_type gen(ctx, o.folder);
