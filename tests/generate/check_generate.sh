@@ -110,6 +110,16 @@ refuses "--logits naming the model's weights" "a file of the model" \
     "$scratch/own-model" --ids 1 --max-new 1 --logits "$scratch/own-model/../own-model/model.safetensors"
 [[ $(cksum <"$scratch/own-model/model.safetensors") == "$sum_before" ]] || failed "--logits changed the weights"
 refuses "a bad --dtype" "--dtype f8: not one of" "$fixture" --dtype f8
+refuses "a huge --max-new" "--max-new 1000000000: at most 1048576 new tokens" "$fixture" --ids 1 --max-new 1000000000
+mkdir -p "$scratch/config-folder/config.json" "$scratch/config-link"
+ln -s "$scratch/nowhere.json" "$scratch/config-link/config.json"
+refuses "a config.json that is a folder" "is not a regular file" "$scratch/config-folder" --ids 1
+refuses "a config.json that is a dangling link" "which does not exist" "$scratch/config-link" --ids 1
+# a folder whose path holds characters a shell or sed treats specially: its message names it intact
+odd="$scratch/a|b&c d"
+mkdir -p "$odd"
+echo '{"architectures": ["GPT2LMHeadModel"], "n_embd": 768}' >"$odd/config.json"
+refuses "a model folder named with | and &" "$odd/config.json" "$odd" --ids 1
 mkdir -p "$scratch/gpt2"
 echo '{"architectures": ["GPT2LMHeadModel"], "n_embd": 768, "n_layer": 12}' >"$scratch/gpt2/config.json"
 refuses "an unsupported architecture" "GPT2LMHeadModel] is not supported" "$scratch/gpt2" --ids 1
