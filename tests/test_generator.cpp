@@ -211,6 +211,19 @@ TEST_CASE("generator: a weight holding a NaN or an infinity is refused at load, 
     }
 }
 
+TEST_CASE("generator: tensors stored in another dtype than config.json names load, with a warning naming both") {
+    const safetensors::checkpoint checkpoint(fixtures / "tiny-qwen2");
+    model::config c = model::read_config(fixtures / "tiny-qwen2");
+    const std::string stored(safetensors::dtype_name(checkpoint.tensors().front()->dtype));
+    c.torch_dtype = stored == "F32" ? formats::weight_format::bf16 : formats::weight_format::f32;
+    const std::vector<std::string> w = model::checkpoint_warnings(c, checkpoint);
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].find("says the weights are " + std::string(formats::format_name(*c.torch_dtype))) != std::string::npos);
+    CHECK(w[0].find("stored as " + stored) != std::string::npos);
+    c.torch_dtype.reset();  // a config that does not say: nothing to compare
+    CHECK(model::checkpoint_warnings(c, checkpoint).empty());
+}
+
 TEST_CASE("generator: a checkpoint of another model, or a prompt it cannot take, is an error that says so") {
     // a build for tiny-qwen2 given tiny-llama's folder: every difference listed
     CHECK_THROWS_WITH_AS(model::generator<model::decoder<tiny_qwen2>>(vkfuse_test::context(), fixtures / "tiny-llama"),

@@ -285,6 +285,7 @@ int run(const options& o) {
 
     vkfuse::context ctx;
     generator_type gen(ctx, o.folder);
+    for (const std::string& warning : gen.warnings()) std::cerr << "generate: warning: " << warning << "\n";
 
     if (o.logits) {
         // One submission per position, to read each position's logits; the tokens must be the loop's.

@@ -17,10 +17,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../checkpoint/safetensors.hpp"
@@ -164,6 +168,30 @@ void load_weights(program<Program, How>& prog, const config& c, const safetensor
     }
 }
 
+// What a checkpoint says that is odd but loads: tensors whose dtype is not the one config.json names (torch_dtype or
+// dtype), grouped by dtype, each line naming both and a tensor. The tensors' own dtypes are what is loaded (exactly,
+// then converted to the program's storage); a mismatch usually means a file converted by hand or the wrong config.
+inline std::vector<std::string> checkpoint_warnings(const config& c, const safetensors::checkpoint& checkpoint) {
+    std::vector<std::string> out;
+    if (!c.torch_dtype) return out;
+    std::map<std::string, std::pair<std::size_t, std::string>, std::less<>> others;  // dtype: count, first tensor
+    for (const safetensors::tensor_view* t : checkpoint.tensors()) {
+        if (t->dtype != safetensors::dtype::f32 && t->dtype != safetensors::dtype::f16 &&
+            t->dtype != safetensors::dtype::bf16)
+            continue;  // not a weight this loader reads (check_tensors refuses what it needs in another dtype)
+        if (detail::format_of_tensor(*t) == *c.torch_dtype) continue;
+        auto& [count, first] = others[std::string(safetensors::dtype_name(t->dtype))];
+        if (count++ == 0) first = t->name;
+    }
+    for (const auto& [dtype, seen] : others)
+        out.push_back(c.source + " says the weights are " + std::string(formats::format_name(*c.torch_dtype)) +
+                      ", but " + std::to_string(seen.first) + " tensor" + (seen.first == 1 ? " is" : "s are") +
+                      " stored as " + dtype + " (" + safetensors::detail::printable(seen.second) +
+                      (seen.first == 1 ? "" : " among them") +
+                      "); they are loaded as stored. Check that config.json belongs to these weights.");
+    return out;
+}
+
 // A model of decoder type `Model` (decoder<sizes, Weights, Cache>) with a checkpoint's weights, ready to generate.
 template <class Model, strategy How = strategy::fused>
 class generator {
@@ -175,6 +203,7 @@ public:
         : config_(read_config(folder, {.context_length = Model::T})), checkpoint_(folder) {
         check_config(config_, Model::shape);
         check_tensors(config_, checkpoint_);
+        warnings_ = checkpoint_warnings(config_, checkpoint_);
         const auto start = std::chrono::steady_clock::now();
         prog_ = std::make_unique<program_type>(ctx, options);
         const auto built = std::chrono::steady_clock::now();
@@ -199,6 +228,8 @@ public:
     }
 
     const config& model_config() const { return config_; }
+    // What the checkpoint says that is odd but loads (checkpoint_warnings), for the caller to show.
+    const std::vector<std::string>& warnings() const { return warnings_; }
     program_type& model_program() { return *prog_; }
     std::size_t capacity() const { return loop_->capacity(); }
     // Seconds spent building the kernels (shader compilation, or the disk cache) and uploading the weights.
@@ -219,6 +250,7 @@ private:
     std::unique_ptr<program_type> prog_;
     std::unique_ptr<decode_loop<typename Model::program_type, How>> loop_;
     double build_seconds_ = 0, load_seconds_ = 0;
+    std::vector<std::string> warnings_;
 };
 
 } // namespace vkfuse::model
