@@ -120,6 +120,19 @@ odd="$scratch/a|b&c d"
 mkdir -p "$odd"
 echo '{"architectures": ["GPT2LMHeadModel"], "n_embd": 768}' >"$odd/config.json"
 refuses "a model folder named with | and &" "$odd/config.json" "$odd" --ids 1
+# config values the program's compile-time checks would refuse: named at configure time, before any compiling
+bad_config() {  # bad_config NAME 'python-free edit: a sed expression applied to the fixture's config.json'
+    mkdir -p "$scratch/$1"
+    sed "$2" "$fixture/config.json" >"$scratch/$1/config.json"
+    cp "$fixture/model.safetensors" "$scratch/$1/"
+}
+bad_config theta-one 's/"rope_theta": *[0-9.eE+]*/"rope_theta": 1.0/'
+refuses "rope_theta 1" "rope_theta 1.0 must be greater than 1" "$scratch/theta-one" --ids 1
+llama="$repo/tests/fixtures/tiny-llama"
+mkdir -p "$scratch/freq-order"
+sed 's/"low_freq_factor": *[0-9.]*/"low_freq_factor": 8.0/' "$llama/config.json" >"$scratch/freq-order/config.json"
+refuses "llama3 low_freq_factor above high_freq_factor" "must be greater than low_freq_factor 8.0" \
+    "$scratch/freq-order" --ids 1
 mkdir -p "$scratch/gpt2"
 echo '{"architectures": ["GPT2LMHeadModel"], "n_embd": 768, "n_layer": 12}' >"$scratch/gpt2/config.json"
 refuses "an unsupported architecture" "GPT2LMHeadModel] is not supported" "$scratch/gpt2" --ids 1
