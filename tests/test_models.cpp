@@ -213,6 +213,10 @@ TEST_CASE("model config: published Qwen2.5, Llama 3.2 and Mistral configs") {
     CHECK_FALSE(m.qkv_bias);
     CHECK_THROWS_AS(model::parse_config(mistral_v01_config, "m.json", {.context_length = 4097}),
                     vkfuse::checkpoint_error);
+    // a program names its own option for the setting
+    CHECK_THROWS_WITH_AS(model::parse_config(mistral_v01_config, "m.json",
+                                             {.context_length = 8192, .context_length_name = "--max-seq"}),
+                         doctest::Contains("so run it with --max-seq at most 4096"), vkfuse::checkpoint_error);
 
     // Mistral v0.2 and later: "sliding_window": null, no window. Absent: MistralConfig's default, 4096.
     json v02 = json::parse(mistral_v01_config);

@@ -243,7 +243,8 @@ int run(const options& o) {
                                                 "and *.safetensors)", false};
 
     // The config, checked against the build before anything slow happens.
-    const model::config c = model::read_config(o.folder, {.context_length = positions});
+    const model::config c =
+        model::read_config(o.folder, {.context_length = positions, .context_length_name = "--max-seq"});
     model::check_config(c, generate_build::shape);
 
     std::vector<std::uint32_t> prompt;

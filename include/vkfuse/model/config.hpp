@@ -130,6 +130,9 @@ struct read_options {
     // How many positions the caller will run (the longest prompt plus generated tokens). A model with a sliding
     // window smaller than this is refused; nothing else depends on it. Unset: max_position_embeddings.
     std::optional<std::size_t> context_length;
+    // What the caller calls that setting, for the message that refuses a window: a program's option ("--max-seq")
+    // rather than this struct's field.
+    std::string_view context_length_name = "read_options::context_length";
 };
 
 // Sizes beyond this are a corrupt file, not a model (the largest published values are a few million, for context
@@ -540,8 +543,9 @@ inline config parse_config(std::string_view text, std::string source, const read
         throw r.error("sliding_window",
                       std::to_string(*c.sliding_window) + ": the model attends over a sliding window of " +
                           std::to_string(*c.sliding_window) + " positions, which vkfuse does not implement; up to " +
-                          std::to_string(*c.sliding_window) + " positions it is the same as full attention, so read " +
-                          "it with read_options::context_length at most " + std::to_string(*c.sliding_window) +
+                          std::to_string(*c.sliding_window) + " positions it is the same as full attention, so run " +
+                          "it with " + std::string(options.context_length_name) + " at most " +
+                          std::to_string(*c.sliding_window) +
                           " (it is " + std::to_string(c.context_length) +
                           (options.context_length ? ")" : ", max_position_embeddings, by default)"));
     return c;
