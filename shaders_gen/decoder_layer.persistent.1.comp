@@ -73,7 +73,7 @@ shared float vkf_scratch[gl_WorkGroupSize.x];
 shared float vkf_q[64];                  // the query head being attended
 shared float vkf_p[gl_WorkGroupSize.x];  // softmax weights of one block of positions
 #ifdef VKFUSE_STAGE_INPUTS
-shared vec4 vkf_x[1216];  // a matvec phase's input vectors, evaluated once per work item
+shared vec4 vkf_x[224];  // a matvec phase's input vectors, evaluated once per work item
 #endif
 
 float vkf_silu(float x) { return x / (1.0 + exp(-x)); }
@@ -766,13 +766,6 @@ void main() {
     const uint vkf_items = ITEMS_5;  // the phase's body takes item vkf_item of these
     {  // matvec: y[896]
         const uint lanes = LANES_5;
-#ifdef VKFUSE_STAGE_INPUTS  // the inputs of the products, once for the item
-        for (uint j = gl_LocalInvocationID.x; j < 1216u; j += gl_WorkGroupSize.x) {  // j counts vec4s
-            vec4 v46 = t46_v4[j];
-            vkf_x[0u + j] = v46;
-        }
-        barrier();
-#endif
         const uint lane = gl_LocalInvocationID.x % lanes;
         const uint rows_per_group = gl_WorkGroupSize.x / lanes;
         for (uint base = vkf_item * rows_per_group; base < 896u; base += vkf_items * rows_per_group) {
@@ -781,16 +774,10 @@ void main() {
             if (unit < 896u) {  // y
                 const uint u = unit;
                 const uint i = u;
-#ifdef VKFUSE_STAGE_INPUTS
-                for (uint j = lane; j < 1216u; j += lanes) {  // j counts vec4s
-                    a0_47 += dot(p_w_down_v4[i * 1216u + j], vkf_x[0u + j]);
-                }
-#else
                 for (uint j = lane; j < 1216u; j += lanes) {  // j counts vec4s
                     vec4 v46 = t46_v4[j];
                     a0_47 += dot(p_w_down_v4[i * 1216u + j], v46);
                 }
-#endif
             }
             const float r0_47 = vkf_segment_sum(a0_47, lanes);
             if (lane == 0u) {
