@@ -1,7 +1,9 @@
 // vkfuse/glsl/kernels/matvec.hpp — a kernel of matrix-vector products: `lanes` invocations per output row (or rope
 // row pair) stream the row, evaluating the prologue (elementwise work on the input vector) as they go, four elements
-// at a time where the row length allows; the row sums are added across the lanes, and the epilogue (bias,
-// activation, gating, rope, residual) runs per row before the store.
+// at a time where the row length allows and eight per 16-byte load where the weights are bf16; the row sums are added
+// across the lanes, and the epilogue (bias, activation, gating, rope, residual) runs per row before the store. A
+// persistent phase may instead evaluate its inputs once per work item into shared memory (staged), and read its first
+// weights before it waits (its prefetch).
 #pragma once
 
 #include <cstddef>
@@ -68,6 +70,29 @@ constexpr bool wide_loop(const kernel_view<Cap>& kv, int m, std::uint64_t cols, 
     return wide;
 }
 
+// The loops of a matvec kernel's rows: for each segment that computes products, open(r) (after the segment's test and
+// its row index, at `indent`), then loop(r, m, cols, products, done) for each distinct input length of its products
+// (m: the first product of that length; the callee marks what it handled in `done`), then the segment's closing brace.
+template <class T, std::size_t Cap, class Loop>
+constexpr void each_row_loop(T& t, const kernel_view<Cap>& kv, int indent, Loop loop) {
+    for (int r = 0; r < kv.k.segment_count; ++r) {
+        const plan::segment& seg = kv.k.segments[r];
+        bool products[Cap] = {};
+        bool any = false;
+        kv.each_product(seg.root, [&](int m) { products[m] = any = true; });
+        if (!any) continue;
+        t.repeat("    ", indent - 1);
+        emit_segment_test(t, kv, r, "unit");
+        emit_row_of_unit(t, seg, indent);
+        bool done[Cap] = {};
+        for (int m = 0; m < kv.size(); ++m) {
+            if (!products[m] || done[m]) continue;
+            loop(r, m, kv[kv[m].b].rows, products, done);
+        }
+        t.repeat("    ", indent - 1) << "}\n";
+    }
+}
+
 // persistent, PREFETCH: the first PREFETCH steps of the rows of the item's first pass, read before its wait, into
 // `vkf_sum` (glsl/shader.hpp emit_persistent_prefetch). The same rows, steps and loads as the phase's loop starts with.
 template <class T, std::size_t Cap>
@@ -75,43 +100,30 @@ constexpr void emit_matvec_prefetch(T& t, const kernel_view<Cap>& kv) {
     t << "        const uint lanes = LANES_" << kv.index + 1 << ";\n"
       << "        const uint lane = gl_LocalInvocationID.x % lanes;\n"
       << "        const uint unit = vkf_item * (gl_WorkGroupSize.x / lanes) + gl_LocalInvocationID.x / lanes;\n";
-    for (int r = 0; r < kv.k.segment_count; ++r) {
+    each_row_loop(t, kv, 3, [&](int r, int m, std::uint64_t cols, const bool (&products)[Cap], bool (&done)[Cap]) {
         const plan::segment& seg = kv.k.segments[r];
-        bool products[Cap] = {};
-        bool any = false;
-        kv.each_product(seg.root, [&](int m) { products[m] = any = true; });
-        if (!any) continue;
-        t << "        ";
-        emit_segment_test(t, kv, r, "unit");
-        emit_row_of_unit(t, seg, 3);
-        bool done[Cap] = {};
-        for (int m = 0; m < kv.size(); ++m) {
-            if (!products[m] || done[m]) continue;
-            const std::uint64_t cols = kv[kv[m].b].rows;
-            const bool v4 = plan::vectorized(cols), wide = v4 && wide_loop(kv, m, cols, products);
-            const std::uint64_t steps = wide ? cols / 8 : v4 ? cols / 4 : cols;
-            t << "            for (uint j = lane, step = 0u; j < " << steps
-              << "u && step < PREFETCH; j += lanes, ++step) {\n";
-            for (int n = m; n < kv.size(); ++n) {
-                if (!products[n] || kv[kv[n].b].rows != cols) continue;
-                done[n] = true;
-                for (int v = seg.pair_dim != 0 ? 0 : -1; v < (seg.pair_dim != 0 ? 2 : 0); ++v) {
-                    auto index = [&] { t << (v < 0 ? "i" : v == 0 ? "i0" : "i1") << " * " << steps << "u + j"; };
-                    if (wide) {
-                        t << "                {\n                    const mat2x4 w = ";
-                        load8_node(t, kv, kv[n].a, index);
-                        t << ";\n                    vkf_sum += w[0] + w[1];\n                }\n";
-                    } else {
-                        t << "                vkf_sum += ";
-                        load_node(t, kv, kv[n].a, v4, index);
-                        t << ";\n";
-                    }
+        const bool v4 = plan::vectorized(cols), wide = v4 && wide_loop(kv, m, cols, products);
+        const std::uint64_t steps = wide ? cols / 8 : v4 ? cols / 4 : cols;
+        t << "            for (uint j = lane, step = 0u; j < " << steps
+          << "u && step < PREFETCH; j += lanes, ++step) {\n";
+        for (int n = m; n < kv.size(); ++n) {
+            if (!products[n] || kv[kv[n].b].rows != cols) continue;
+            done[n] = true;
+            for (int v = seg.pair_dim != 0 ? 0 : -1; v < (seg.pair_dim != 0 ? 2 : 0); ++v) {
+                auto index = [&] { t << (v < 0 ? "i" : v == 0 ? "i0" : "i1") << " * " << steps << "u + j"; };
+                if (wide) {
+                    t << "                {\n                    const mat2x4 w = ";
+                    load8_node(t, kv, kv[n].a, index);
+                    t << ";\n                    vkf_sum += w[0] + w[1];\n                }\n";
+                } else {
+                    t << "                vkf_sum += ";
+                    load_node(t, kv, kv[n].a, v4, index);
+                    t << ";\n";
                 }
             }
-            t << "            }\n";
         }
-        t << "        }\n";
-    }
+        t << "            }\n";
+    });
 }
 
 template <class T, std::size_t Cap>
@@ -211,33 +223,19 @@ constexpr void emit_matvec(T& t, const kernel_view<Cap>& kv) {
         t << "            float a" << r << '_' << m << suffix << " = 0.0;\n";
     });
     // dot products: per segment, one loop per distinct input length
-    for (int r = 0; r < kv.k.segment_count; ++r) {
-        const plan::segment& seg = kv.k.segments[r];
-        bool products[Cap] = {};
-        bool any = false;
-        kv.each_product(seg.root, [&](int m) { products[m] = any = true; });
-        if (!any) continue;
-        t << "            ";
-        emit_segment_test(t, kv, r, "unit");
-        emit_row_of_unit(t, seg, 4);
-        bool done[Cap] = {};
-        for (int m = 0; m < kv.size(); ++m) {
-            if (!products[m] || done[m]) continue;
-            const std::uint64_t cols = kv[kv[m].b].rows;
-            if (staged && plan::vectorized(cols)) {  // staged inputs are the vectorised ones
-                bool again[Cap] = {};
-                for (int n = 0; n < kv.size(); ++n) again[n] = done[n];
-                t << "#ifdef VKFUSE_STAGE_INPUTS\n";
-                emit_row_loop(t, kv, r, m, cols, products, done, true);
-                t << "#else\n";
-                emit_row_loop(t, kv, r, m, cols, products, again, false);
-                t << "#endif\n";
-            } else {
-                emit_row_loop(t, kv, r, m, cols, products, done, false);
-            }
+    each_row_loop(t, kv, 4, [&](int r, int m, std::uint64_t cols, const bool (&products)[Cap], bool (&done)[Cap]) {
+        if (staged && plan::vectorized(cols)) {  // staged inputs are the vectorised ones
+            bool again[Cap] = {};
+            for (int n = 0; n < kv.size(); ++n) again[n] = done[n];
+            t << "#ifdef VKFUSE_STAGE_INPUTS\n";
+            emit_row_loop(t, kv, r, m, cols, products, done, true);
+            t << "#else\n";
+            emit_row_loop(t, kv, r, m, cols, products, again, false);
+            t << "#endif\n";
+        } else {
+            emit_row_loop(t, kv, r, m, cols, products, done, false);
         }
-        t << "            }\n";
-    }
+    });
     // row sums, in uniform control flow
     each_accumulator(kv, [&](int r, int m, std::string_view suffix) {
         t << "            const float r" << r << '_' << m << suffix << " = vkf_segment_sum(a" << r << '_' << m << suffix
