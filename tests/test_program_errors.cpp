@@ -1,6 +1,7 @@
 // Runtime misuse of a program throws a vkfuse error that says what happened and what to do, and loses nothing.
 #include "support.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -167,4 +168,20 @@ TEST_CASE("an input or output larger than one binding can address fails at const
     const std::string what = what_of([&] { program prog(vkfuse_test::context(), y = x + x); });
     CHECK(what.find("input 'x_big' is f32[40000000] = 160000000 bytes") != std::string::npos);
     CHECK(what.find("maxStorageBufferRange") != std::string::npos);
+}
+
+TEST_CASE("a program whose buffers exceed the device's memory is refused before it allocates, with the bytes") {
+    // A context with a budget of 4000 bytes of device memory: the layer's weight alone (17 x 300 f32) is 20400.
+    vkfuse::context small({.cache_directory = "off", .memory_budget = 4000});
+    CHECK(small.device().memory_bytes == 4000u);
+    const std::string what = what_of([&] { program prog(small, layer); });
+    CHECK(what.find("its buffers need") != std::string::npos);
+    CHECK(what.find("more than the 4000 bytes") != std::string::npos);
+    CHECK(what.find("VKFUSE_MEMORY_BUDGET") != std::string::npos);
+    // within the budget it runs as ever, and the budget does not grow a device
+    vkfuse::context roomy({.cache_directory = "off", .memory_budget = 1u << 30});
+    CHECK(roomy.device().memory_bytes ==
+          std::min<std::uint64_t>(1u << 30, vkfuse_test::context().device().memory_bytes));
+    program fits(roomy, layer);
+    CHECK(fits.dispatch_count >= 1);
 }

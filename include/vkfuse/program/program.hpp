@@ -949,7 +949,33 @@ private:
                               " bytes " + ctx_->device().name + " has; choose a smaller workgroup_size.");
     }
 
+    // The bytes allocate_buffers() will take on the device: every buffer's copies (or the packed arena) and a stack's
+    // hidden states (the counters and scratch are small).
+    std::uint64_t device_bytes_needed() const {
+        if (packed_) return plan_->arena_floats * 4;
+        using carry = vkfuse::plan::buffer_slot::carry_kind;
+        const int carried_in = plan_->buffer_index(plan_->g.steps.carry_in.view());
+        std::uint64_t total = 0;
+        for (int b = 0; b < plan_->buffer_count; ++b) {
+            if (layers_in_one_buffer_ && plan_->buffers[b].carry == carry::out && carried_in >= 0) continue;
+            const std::uint64_t bytes = plan_->in_shared_memory(b) ? 4 : allocation_bytes(b);
+            total += bytes * static_cast<std::uint64_t>(layers_in_one_buffer_ ? 1 : copies(b));
+        }
+        const int carried_out = plan_->buffer_index(plan_->g.steps.carry_out.view());
+        if (plan_->stacked() && carried_out >= 0 && !layers_in_one_buffer_)
+            total += static_cast<std::uint64_t>(layers_ - 1) * plan_->buffers[carried_out].bytes();
+        return total;
+    }
+
     void allocate_buffers() {
+        // A program too large for the device is refused before it allocates anything, with what it needs.
+        const std::uint64_t needed = device_bytes_needed(), available = ctx_->device().memory_bytes;
+        if (available != 0 && needed > available)
+            throw usage_error("vkfuse program: its buffers need " + std::to_string(needed) + " bytes of device memory, "
+                              "more than the " + std::to_string(available) + " bytes " + ctx_->device().name +
+                              " has for them (its largest device-local heap, or the context's memory budget, "
+                              "VKFUSE_MEMORY_BUDGET). Use a smaller model, fewer positions (a shorter KV cache), or "
+                              "weights in a compact format (bf16, q8_0, q4_0).");
         written_.clear();
         for (int b = 0; b < plan_->buffer_count; ++b) written_.emplace_back(static_cast<std::size_t>(copies(b)), false);
         param_set_.assign(static_cast<std::size_t>(plan_->param_count), false);

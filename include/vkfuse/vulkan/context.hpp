@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -53,6 +54,11 @@ struct context_options {
     // $XDG_CACHE_HOME/vkfuse, else $HOME/.cache/vkfuse. Empty, "0" or "off": no disk cache and no pipeline cache.
     // The initialiser keeps GCC's -Wmissing-field-initializers quiet for designated initialisers that leave it out.
     std::optional<std::string> cache_directory = std::nullopt;
+    // The bytes of device memory programs may take (device_info::memory_bytes is at most this). Unset: the environment
+    // variable VKFUSE_MEMORY_BUDGET (a number of bytes), else the device's largest device-local heap. A program whose
+    // buffers need more is refused before it allocates any: a way to keep a model within part of a GPU, and to test
+    // the refusal on a device of any size.
+    std::optional<std::uint64_t> memory_budget = std::nullopt;
 };
 
 struct device_info {
@@ -66,6 +72,9 @@ struct device_info {
     std::uint32_t max_workgroup_invocations = 0, max_shared_memory_bytes = 0, max_storage_buffers_per_stage = 0;
     std::uint64_t max_storage_buffer_range = 0;  // the most bytes one shader binding can address
     std::uint64_t max_allocation_bytes = 0;      // the largest single memory allocation (maxMemoryAllocationSize)
+    // Device memory a program may take: the largest device-local heap (any heap on a device without one), or the
+    // context's memory budget where that is smaller (context_options::memory_budget, VKFUSE_MEMORY_BUDGET).
+    std::uint64_t memory_bytes = 0;
     bool storage_16bit = false;  // storageBuffer16BitAccess: 16-bit values in storage buffers (enabled when present)
     bool storage_8bit = false;   // storageBuffer8BitAccess (Vulkan 1.2): 8-bit values in storage buffers (enabled)
     std::uint32_t max_push_constant_bytes = 0;
@@ -564,6 +573,19 @@ inline context::context(context_options options) {
     const std::string requested = from_environment ? detail::environment("VKFUSE_DEVICE") : options.device;
     select_device(requested, from_environment, devices);
     read_device_info();
+    std::optional<std::uint64_t> budget = options.memory_budget;
+    if (!budget) {
+        const std::string text = detail::environment("VKFUSE_MEMORY_BUDGET");
+        if (!text.empty()) {
+            std::uint64_t bytes = 0;
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), bytes);
+            if (ec != std::errc{} || end != text.data() + text.size() || bytes == 0)
+                throw usage_error("vkfuse: VKFUSE_MEMORY_BUDGET=\"" + text +
+                                  "\" is not a positive number of bytes (like 8000000000 for 8 GB)");
+            budget = bytes;
+        }
+    }
+    if (budget) info_.memory_bytes = std::min(info_.memory_bytes, *budget);
     create_device();
     open_caches(options.cache_directory);
 }
@@ -740,6 +762,13 @@ inline void context::read_device_info() {
     info_.timestamps = timestamp_valid_bits_ > 0 && limits.timestampPeriod > 0;
 
     fn.vkGetPhysicalDeviceMemoryProperties(physical_device_, &memory_properties_);
+    std::uint64_t any_heap = 0, device_local = 0;
+    for (std::uint32_t i = 0; i < memory_properties_.memoryHeapCount; ++i) {
+        const VkMemoryHeap& heap = memory_properties_.memoryHeaps[i];
+        any_heap = std::max<std::uint64_t>(any_heap, heap.size);
+        if (heap.flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) device_local = std::max<std::uint64_t>(device_local, heap.size);
+    }
+    info_.memory_bytes = device_local != 0 ? device_local : any_heap;
 
     const auto extensions = detail::enumerate<VkExtensionProperties>(
         [&](std::uint32_t* n, VkExtensionProperties* p) {
