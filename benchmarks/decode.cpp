@@ -4,7 +4,7 @@
 //
 //     decode [--shapes qwen,llama] [--formats f32,f16,bf16,q8_0,q4_0]
 //            [--strategies fused,per_op,single_dispatch,persistent] [--persistent-workgroups 0,264,528]
-//            [--persistent-variants default,taken,assigned+noprefetch+nostage] [--profile]
+//            [--persistent-variants default,taken,assigned+noprefetch+nostage] [--profile] [--statistics]
 //            [--contexts 1,256,1024] [--runs 100] [--json FILE|DIR] [--commit SHA]
 //
 // Per variant and context: GPU time of one run of the model (timestamps) and its wall time (submit to fence), and
@@ -69,11 +69,19 @@ int main(int argc, char** argv) try {
     cli.flags()
         .add_option("--persistent-variants", s.persistent_variants,
                     "persistent: a variant each, 'default' or features joined by '+': assigned|taken, "
-                    "prefetch|noprefetch, stage|nostage, wg<n> (workgroup size)")
+                    "prefetch|noprefetch|prefetch<steps>, stage|nostage, wg<n> (workgroup size), lanes<n> (invocations "
+                    "per matvec row), unroll<n> (steps of a row in flight)")
         ->delimiter(',');
     cli.flags().add_flag("--profile", s.profile,
                          "also where each run's time goes, kernel by kernel (timestamps; persistent: the shader "
                          "clock); not for single_dispatch");
+    cli.flags()
+        .add_option("--matvec-unroll", s.matvec_unroll,
+                    "steps of a matvec row each invocation loads at once, every strategy (0: the default)")
+        ->check(CLI::Range(0, 4));
+    cli.flags().add_flag("--statistics", s.statistics,
+                         "also what the driver says of each variant's compiled shaders (registers and the like; "
+                         "VK_KHR_pipeline_executable_properties, where the device has it)");
     cli.flags()
         .add_option("--contexts", s.contexts, "positions attended (1 to 1024)")
         ->delimiter(',')
@@ -81,7 +89,10 @@ int main(int argc, char** argv) try {
     if (const auto status = cli.parse(argc, argv)) return *status;
     s.runs = cli.runs();
 
-    vkfuse::context ctx;
+    vkfuse::context ctx({.pipeline_statistics = s.statistics});
+    if (s.statistics && !ctx.device().pipeline_statistics)
+        std::printf("decode: %s does not offer VK_KHR_pipeline_executable_properties; no statistics\n",
+                    ctx.device().name.c_str());
     harness::report report(cli, ctx,
                            {"shape", "format", "strategy", "context", "gpu_us_per_token", "wall_us_per_token",
                             "loop_us_per_token", "floor_us", "of_floor"});
@@ -155,6 +166,10 @@ int main(int argc, char** argv) try {
                 std::printf("    the door closed in %u of %u runs: those took their items from the counter\n",
                             r.fallbacks, r.runs);
         }
+        if (!r.statistics.empty()) {
+            for (const std::string& line : r.statistics) std::printf("    %s\n", line.c_str());
+            entry["pipeline_statistics"] = r.statistics;
+        }
         results.push_back(entry);
         report.tsv().row(r.shape, r.format, r.strategy, r.context, gpu.median, wall.median,
                          r.loop_wall_us > 0 ? r.loop_wall_us : wall.median, floor_us, floor_us / gpu.median);
@@ -167,6 +182,8 @@ int main(int argc, char** argv) try {
                                  {"persistent_workgroups", s.persistent_workgroups},
                                  {"persistent_variants", s.persistent_variants},
                                  {"profile", s.profile},
+                                 {"statistics", s.statistics},
+                                 {"matvec_unroll", s.matvec_unroll},
                                  {"contexts", s.contexts},
                                  {"runs", s.runs},
                                  {"tolerance", s.tolerance}};

@@ -30,6 +30,9 @@ struct settings {
     // persistent[-<workgroups>]-<features>
     std::vector<std::string> persistent_variants{"default"};
     bool profile = false;  // also a run with program_options::profile: kernel by kernel (not single_dispatch)
+    // what the driver says of each variant's compiled shaders (registers, ...; context_options::pipeline_statistics)
+    bool statistics = false;
+    std::uint32_t matvec_unroll = 0;  // program_options::matvec_unroll for every strategy (0: the default)
     double max_seconds = 5;                           // a variant's timed runs at one context stop after this
     double tolerance = 1e-5;                          // relative L2 of the logits against Eigen (f32 arithmetic)
 };
@@ -53,12 +56,21 @@ struct result {
         double span_us = 0, work_us = 0, wait_us = 0;
     };
     std::vector<phase> phases;
+    std::vector<std::string> statistics;  // --statistics: one line per shader, "name value, ..."
     double profiled_run_us = 0;  // that run's time, first item taken to last finished
     std::uint32_t fallbacks = 0;  // persistent: runs whose door closed (program::persistent_fallbacks)
     std::uint32_t runs = 0;       // persistent: runs made by the program, the verifying and warming ones too
     std::uint32_t workgroups = 0; // persistent: launched (after fitting the launch to the device)
     bool assigned = false;        // persistent: the assigned schedule (else items taken from the counter)
 };
+
+// The number n of a feature spelled <prefix><n> (wg512, lanes32); 0 where `feature` is not one.
+inline std::uint32_t numbered(const std::string& feature, const std::string& prefix) {
+    if (feature.rfind(prefix, 0) != 0 || feature.size() == prefix.size() || feature.size() > prefix.size() + 6 ||
+        feature.find_first_not_of("0123456789", prefix.size()) != std::string::npos)
+        return 0;
+    return static_cast<std::uint32_t>(std::stoul(feature.substr(prefix.size())));
+}
 
 // A persistent variant's options (settings::persistent_variants); throws on a feature it does not know.
 inline vkfuse::program_options persistent_options(std::uint32_t workgroups, const std::string& variant) {
@@ -76,12 +88,18 @@ inline vkfuse::program_options persistent_options(std::uint32_t workgroups, cons
             o.prefetch_weights = feature == "prefetch";
         else if (feature == "stage" || feature == "nostage")
             o.stage_inputs = feature == "stage";
-        else if (feature.rfind("wg", 0) == 0 && feature.size() > 2 &&
-                 feature.find_first_not_of("0123456789", 2) == std::string::npos)
-            o.workgroup_size = static_cast<std::uint32_t>(std::stoul(feature.substr(2)));
+        else if (const std::uint32_t n = numbered(feature, "wg"))
+            o.workgroup_size = n;
+        else if (const std::uint32_t n = numbered(feature, "lanes"))
+            o.lanes = n;
+        else if (const std::uint32_t n = numbered(feature, "unroll"))
+            o.matvec_unroll = n;
+        else if (const std::uint32_t n = numbered(feature, "prefetch"))
+            o.prefetch_weights = true, o.prefetch_steps = n;
         else
             throw std::invalid_argument("decode: unknown persistent feature '" + feature + "' in '" + variant +
-                                        "' (assigned, taken, prefetch, noprefetch, stage, nostage, wg<n>)");
+                                        "' (assigned, taken, prefetch, prefetch<n>, noprefetch, stage, nostage, "
+                                        "wg<n>, lanes<n>, unroll<n>)");
         at = end + 1;
     }
     return o;

@@ -6,6 +6,9 @@
 #ifdef VKFUSE_SUBGROUP_SHUFFLE
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
+#ifndef VKFUSE_UNROLL  // steps of a matvec row an invocation loads at once (the runtime's preamble sets it)
+#define VKFUSE_UNROLL 4
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
@@ -132,15 +135,69 @@ void main() {
             if (unit < 3072u) {  // t18
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 192u; j += lanes) {  // j counts vec4s
-                    vec4 v0 = p_x_v4[j];
-                    vec4 v4 = v0 - v3;
-                    vec4 v10 = v4 * v9;
-                    vec4 v11 = p_ln_gamma_v4[j];
-                    vec4 v12 = v10 * v11;
-                    vec4 v13 = p_ln_beta_v4[j];
-                    vec4 v14 = v12 + v13;
-                    a0_15 += dot(p_w_fc_v4[i * 192u + j], v14);
+                for (uint j = lane; j < 192u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w0_15_s0 = p_w_fc_v4[i * 192u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 191u);
+                    const vec4 w0_15_s1 = p_w_fc_v4[i * 192u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 191u);
+                    const vec4 w0_15_s2 = p_w_fc_v4[i * 192u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 191u);
+                    const vec4 w0_15_s3 = p_w_fc_v4[i * 192u + j_3];
+#endif
+                    {
+                        vec4 v0 = p_x_v4[j];
+                        vec4 v4 = v0 - v3;
+                        vec4 v10 = v4 * v9;
+                        vec4 v11 = p_ln_gamma_v4[j];
+                        vec4 v12 = v10 * v11;
+                        vec4 v13 = p_ln_beta_v4[j];
+                        vec4 v14 = v12 + v13;
+                        a0_15 += dot(w0_15_s0, v14);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 192u)
+                    {
+                        vec4 v0 = p_x_v4[j_1];
+                        vec4 v4 = v0 - v3;
+                        vec4 v10 = v4 * v9;
+                        vec4 v11 = p_ln_gamma_v4[j_1];
+                        vec4 v12 = v10 * v11;
+                        vec4 v13 = p_ln_beta_v4[j_1];
+                        vec4 v14 = v12 + v13;
+                        a0_15 += dot(w0_15_s1, v14);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 192u)
+                    {
+                        vec4 v0 = p_x_v4[j_2];
+                        vec4 v4 = v0 - v3;
+                        vec4 v10 = v4 * v9;
+                        vec4 v11 = p_ln_gamma_v4[j_2];
+                        vec4 v12 = v10 * v11;
+                        vec4 v13 = p_ln_beta_v4[j_2];
+                        vec4 v14 = v12 + v13;
+                        a0_15 += dot(w0_15_s2, v14);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 192u)
+                    {
+                        vec4 v0 = p_x_v4[j_3];
+                        vec4 v4 = v0 - v3;
+                        vec4 v10 = v4 * v9;
+                        vec4 v11 = p_ln_gamma_v4[j_3];
+                        vec4 v12 = v10 * v11;
+                        vec4 v13 = p_ln_beta_v4[j_3];
+                        vec4 v14 = v12 + v13;
+                        a0_15 += dot(w0_15_s3, v14);
+                    }
+#endif
                 }
             }
             const float r0_15 = vkf_segment_sum(a0_15, lanes);

@@ -6,6 +6,9 @@
 #ifdef VKFUSE_SUBGROUP_SHUFFLE
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
+#ifndef VKFUSE_UNROLL  // steps of a matvec row an invocation loads at once (the runtime's preamble sets it)
+#define VKFUSE_UNROLL 4
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
@@ -67,9 +70,45 @@ void main() {
             if (unit < 768u) {  // y
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 768u; j += lanes) {  // j counts vec4s
-                    vec4 v18 = t18_v4[j];
-                    a0_19 += dot(p_w_proj_v4[i * 768u + j], v18);
+                for (uint j = lane; j < 768u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w0_19_s0 = p_w_proj_v4[i * 768u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 767u);
+                    const vec4 w0_19_s1 = p_w_proj_v4[i * 768u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 767u);
+                    const vec4 w0_19_s2 = p_w_proj_v4[i * 768u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 767u);
+                    const vec4 w0_19_s3 = p_w_proj_v4[i * 768u + j_3];
+#endif
+                    {
+                        vec4 v18 = t18_v4[j];
+                        a0_19 += dot(w0_19_s0, v18);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 768u)
+                    {
+                        vec4 v18 = t18_v4[j_1];
+                        a0_19 += dot(w0_19_s1, v18);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 768u)
+                    {
+                        vec4 v18 = t18_v4[j_2];
+                        a0_19 += dot(w0_19_s2, v18);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 768u)
+                    {
+                        vec4 v18 = t18_v4[j_3];
+                        a0_19 += dot(w0_19_s3, v18);
+                    }
+#endif
                 }
             }
             const float r0_19 = vkf_segment_sum(a0_19, lanes);

@@ -6,6 +6,9 @@
 #ifdef VKFUSE_SUBGROUP_SHUFFLE
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
+#ifndef VKFUSE_UNROLL  // steps of a matvec row an invocation loads at once (the runtime's preamble sets it)
+#define VKFUSE_UNROLL 4
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two

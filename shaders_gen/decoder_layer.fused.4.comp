@@ -6,6 +6,9 @@
 #ifdef VKFUSE_SUBGROUP_SHUFFLE
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
+#ifndef VKFUSE_UNROLL  // steps of a matvec row an invocation loads at once (the runtime's preamble sets it)
+#define VKFUSE_UNROLL 4
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
@@ -114,13 +117,65 @@ void main() {
             if (unit < 4864u) {  // t46
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
-                    vec4 v32 = p_h_v4[j];
-                    vec4 v39 = v32 * v38;
-                    vec4 v40 = p_ffn_norm_v4[j];
-                    vec4 v41 = v39 * v40;
-                    a0_42 += dot(p_w_gate_v4[i * 224u + j], v41);
-                    a0_45 += dot(p_w_up_v4[i * 224u + j], v41);
+                for (uint j = lane; j < 224u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w0_42_s0 = p_w_gate_v4[i * 224u + j];
+                    const vec4 w0_45_s0 = p_w_up_v4[i * 224u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 223u);
+                    const vec4 w0_42_s1 = p_w_gate_v4[i * 224u + j_1];
+                    const vec4 w0_45_s1 = p_w_up_v4[i * 224u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 223u);
+                    const vec4 w0_42_s2 = p_w_gate_v4[i * 224u + j_2];
+                    const vec4 w0_45_s2 = p_w_up_v4[i * 224u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 223u);
+                    const vec4 w0_42_s3 = p_w_gate_v4[i * 224u + j_3];
+                    const vec4 w0_45_s3 = p_w_up_v4[i * 224u + j_3];
+#endif
+                    {
+                        vec4 v32 = p_h_v4[j];
+                        vec4 v39 = v32 * v38;
+                        vec4 v40 = p_ffn_norm_v4[j];
+                        vec4 v41 = v39 * v40;
+                        a0_42 += dot(w0_42_s0, v41);
+                        a0_45 += dot(w0_45_s0, v41);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 224u)
+                    {
+                        vec4 v32 = p_h_v4[j_1];
+                        vec4 v39 = v32 * v38;
+                        vec4 v40 = p_ffn_norm_v4[j_1];
+                        vec4 v41 = v39 * v40;
+                        a0_42 += dot(w0_42_s1, v41);
+                        a0_45 += dot(w0_45_s1, v41);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 224u)
+                    {
+                        vec4 v32 = p_h_v4[j_2];
+                        vec4 v39 = v32 * v38;
+                        vec4 v40 = p_ffn_norm_v4[j_2];
+                        vec4 v41 = v39 * v40;
+                        a0_42 += dot(w0_42_s2, v41);
+                        a0_45 += dot(w0_45_s2, v41);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 224u)
+                    {
+                        vec4 v32 = p_h_v4[j_3];
+                        vec4 v39 = v32 * v38;
+                        vec4 v40 = p_ffn_norm_v4[j_3];
+                        vec4 v41 = v39 * v40;
+                        a0_42 += dot(w0_42_s3, v41);
+                        a0_45 += dot(w0_45_s3, v41);
+                    }
+#endif
                 }
             }
             const float r0_42 = vkf_segment_sum(a0_42, lanes);

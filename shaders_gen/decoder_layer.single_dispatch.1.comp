@@ -6,6 +6,9 @@
 #ifdef VKFUSE_SUBGROUP_SHUFFLE
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
+#ifndef VKFUSE_UNROLL  // steps of a matvec row an invocation loads at once (the runtime's preamble sets it)
+#define VKFUSE_UNROLL 4
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES_1 = 32u;  // invocations per row of phase 1
@@ -208,37 +211,186 @@ void main() {
                 const uint u = unit;
                 const uint i0 = u / 32u * 64u + u % 32u;  // a head's rows j and j + 32 are a rope pair
                 const uint i1 = i0 + 32u;
-                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
-                    vec4 v0 = p_x_v4[j];
-                    vec4 v8 = v0 * v7;
-                    vec4 v9 = p_attn_norm_v4[j];
-                    vec4 v10 = v8 * v9;
-                    a0_11_0 += dot(p_wq_v4[i0 * 224u + j], v10);
-                    a0_11_1 += dot(p_wq_v4[i1 * 224u + j], v10);
+                for (uint j = lane; j < 224u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w0_11_0_s0 = p_wq_v4[i0 * 224u + j];
+                    const vec4 w0_11_1_s0 = p_wq_v4[i1 * 224u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 223u);
+                    const vec4 w0_11_0_s1 = p_wq_v4[i0 * 224u + j_1];
+                    const vec4 w0_11_1_s1 = p_wq_v4[i1 * 224u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 223u);
+                    const vec4 w0_11_0_s2 = p_wq_v4[i0 * 224u + j_2];
+                    const vec4 w0_11_1_s2 = p_wq_v4[i1 * 224u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 223u);
+                    const vec4 w0_11_0_s3 = p_wq_v4[i0 * 224u + j_3];
+                    const vec4 w0_11_1_s3 = p_wq_v4[i1 * 224u + j_3];
+#endif
+                    {
+                        vec4 v0 = p_x_v4[j];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j];
+                        vec4 v10 = v8 * v9;
+                        a0_11_0 += dot(w0_11_0_s0, v10);
+                        a0_11_1 += dot(w0_11_1_s0, v10);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_1];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j_1];
+                        vec4 v10 = v8 * v9;
+                        a0_11_0 += dot(w0_11_0_s1, v10);
+                        a0_11_1 += dot(w0_11_1_s1, v10);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_2];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j_2];
+                        vec4 v10 = v8 * v9;
+                        a0_11_0 += dot(w0_11_0_s2, v10);
+                        a0_11_1 += dot(w0_11_1_s2, v10);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_3];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j_3];
+                        vec4 v10 = v8 * v9;
+                        a0_11_0 += dot(w0_11_0_s3, v10);
+                        a0_11_1 += dot(w0_11_1_s3, v10);
+                    }
+#endif
                 }
             }
             if (unit >= 448u && unit < 512u) {  // append to k_cache
                 const uint u = unit - 448u;
                 const uint i0 = u / 32u * 64u + u % 32u;  // a head's rows j and j + 32 are a rope pair
                 const uint i1 = i0 + 32u;
-                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
-                    vec4 v0 = p_x_v4[j];
-                    vec4 v8 = v0 * v7;
-                    vec4 v9 = p_attn_norm_v4[j];
-                    vec4 v10 = v8 * v9;
-                    a1_19_0 += dot(p_wk_v4[i0 * 224u + j], v10);
-                    a1_19_1 += dot(p_wk_v4[i1 * 224u + j], v10);
+                for (uint j = lane; j < 224u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w1_19_0_s0 = p_wk_v4[i0 * 224u + j];
+                    const vec4 w1_19_1_s0 = p_wk_v4[i1 * 224u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 223u);
+                    const vec4 w1_19_0_s1 = p_wk_v4[i0 * 224u + j_1];
+                    const vec4 w1_19_1_s1 = p_wk_v4[i1 * 224u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 223u);
+                    const vec4 w1_19_0_s2 = p_wk_v4[i0 * 224u + j_2];
+                    const vec4 w1_19_1_s2 = p_wk_v4[i1 * 224u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 223u);
+                    const vec4 w1_19_0_s3 = p_wk_v4[i0 * 224u + j_3];
+                    const vec4 w1_19_1_s3 = p_wk_v4[i1 * 224u + j_3];
+#endif
+                    {
+                        vec4 v0 = p_x_v4[j];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j];
+                        vec4 v10 = v8 * v9;
+                        a1_19_0 += dot(w1_19_0_s0, v10);
+                        a1_19_1 += dot(w1_19_1_s0, v10);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_1];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j_1];
+                        vec4 v10 = v8 * v9;
+                        a1_19_0 += dot(w1_19_0_s1, v10);
+                        a1_19_1 += dot(w1_19_1_s1, v10);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_2];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j_2];
+                        vec4 v10 = v8 * v9;
+                        a1_19_0 += dot(w1_19_0_s2, v10);
+                        a1_19_1 += dot(w1_19_1_s2, v10);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_3];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j_3];
+                        vec4 v10 = v8 * v9;
+                        a1_19_0 += dot(w1_19_0_s3, v10);
+                        a1_19_1 += dot(w1_19_1_s3, v10);
+                    }
+#endif
                 }
             }
             if (unit >= 512u && unit < 640u) {  // append to v_cache
                 const uint u = unit - 512u;
                 const uint i = u;
-                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
-                    vec4 v0 = p_x_v4[j];
-                    vec4 v8 = v0 * v7;
-                    vec4 v9 = p_attn_norm_v4[j];
-                    vec4 v10 = v8 * v9;
-                    a2_26 += dot(p_wv_v4[i * 224u + j], v10);
+                for (uint j = lane; j < 224u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w2_26_s0 = p_wv_v4[i * 224u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 223u);
+                    const vec4 w2_26_s1 = p_wv_v4[i * 224u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 223u);
+                    const vec4 w2_26_s2 = p_wv_v4[i * 224u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 223u);
+                    const vec4 w2_26_s3 = p_wv_v4[i * 224u + j_3];
+#endif
+                    {
+                        vec4 v0 = p_x_v4[j];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j];
+                        vec4 v10 = v8 * v9;
+                        a2_26 += dot(w2_26_s0, v10);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_1];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j_1];
+                        vec4 v10 = v8 * v9;
+                        a2_26 += dot(w2_26_s1, v10);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_2];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j_2];
+                        vec4 v10 = v8 * v9;
+                        a2_26 += dot(w2_26_s2, v10);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_3];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_attn_norm_v4[j_3];
+                        vec4 v10 = v8 * v9;
+                        a2_26 += dot(w2_26_s3, v10);
+                    }
+#endif
                 }
             }
             const float r0_11_0 = vkf_segment_sum(a0_11_0, lanes);
@@ -342,9 +494,45 @@ void main() {
             if (unit < 896u) {  // h
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
-                    vec4 v30 = p_attn_v4[j];
-                    a0_31 += dot(p_wo_v4[i * 224u + j], v30);
+                for (uint j = lane; j < 224u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w0_31_s0 = p_wo_v4[i * 224u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 223u);
+                    const vec4 w0_31_s1 = p_wo_v4[i * 224u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 223u);
+                    const vec4 w0_31_s2 = p_wo_v4[i * 224u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 223u);
+                    const vec4 w0_31_s3 = p_wo_v4[i * 224u + j_3];
+#endif
+                    {
+                        vec4 v30 = p_attn_v4[j];
+                        a0_31 += dot(w0_31_s0, v30);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 224u)
+                    {
+                        vec4 v30 = p_attn_v4[j_1];
+                        a0_31 += dot(w0_31_s1, v30);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 224u)
+                    {
+                        vec4 v30 = p_attn_v4[j_2];
+                        a0_31 += dot(w0_31_s2, v30);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 224u)
+                    {
+                        vec4 v30 = p_attn_v4[j_3];
+                        a0_31 += dot(w0_31_s3, v30);
+                    }
+#endif
                 }
             }
             const float r0_31 = vkf_segment_sum(a0_31, lanes);
@@ -387,13 +575,65 @@ void main() {
             if (unit < 4864u) {  // t46
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
-                    vec4 v32 = p_h_v4[j];
-                    vec4 v39 = v32 * v38;
-                    vec4 v40 = p_ffn_norm_v4[j];
-                    vec4 v41 = v39 * v40;
-                    a0_42 += dot(p_w_gate_v4[i * 224u + j], v41);
-                    a0_45 += dot(p_w_up_v4[i * 224u + j], v41);
+                for (uint j = lane; j < 224u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w0_42_s0 = p_w_gate_v4[i * 224u + j];
+                    const vec4 w0_45_s0 = p_w_up_v4[i * 224u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 223u);
+                    const vec4 w0_42_s1 = p_w_gate_v4[i * 224u + j_1];
+                    const vec4 w0_45_s1 = p_w_up_v4[i * 224u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 223u);
+                    const vec4 w0_42_s2 = p_w_gate_v4[i * 224u + j_2];
+                    const vec4 w0_45_s2 = p_w_up_v4[i * 224u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 223u);
+                    const vec4 w0_42_s3 = p_w_gate_v4[i * 224u + j_3];
+                    const vec4 w0_45_s3 = p_w_up_v4[i * 224u + j_3];
+#endif
+                    {
+                        vec4 v32 = p_h_v4[j];
+                        vec4 v39 = v32 * v38;
+                        vec4 v40 = p_ffn_norm_v4[j];
+                        vec4 v41 = v39 * v40;
+                        a0_42 += dot(w0_42_s0, v41);
+                        a0_45 += dot(w0_45_s0, v41);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 224u)
+                    {
+                        vec4 v32 = p_h_v4[j_1];
+                        vec4 v39 = v32 * v38;
+                        vec4 v40 = p_ffn_norm_v4[j_1];
+                        vec4 v41 = v39 * v40;
+                        a0_42 += dot(w0_42_s1, v41);
+                        a0_45 += dot(w0_45_s1, v41);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 224u)
+                    {
+                        vec4 v32 = p_h_v4[j_2];
+                        vec4 v39 = v32 * v38;
+                        vec4 v40 = p_ffn_norm_v4[j_2];
+                        vec4 v41 = v39 * v40;
+                        a0_42 += dot(w0_42_s2, v41);
+                        a0_45 += dot(w0_45_s2, v41);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 224u)
+                    {
+                        vec4 v32 = p_h_v4[j_3];
+                        vec4 v39 = v32 * v38;
+                        vec4 v40 = p_ffn_norm_v4[j_3];
+                        vec4 v41 = v39 * v40;
+                        a0_42 += dot(w0_42_s3, v41);
+                        a0_45 += dot(w0_45_s3, v41);
+                    }
+#endif
                 }
             }
             const float r0_42 = vkf_segment_sum(a0_42, lanes);
@@ -421,9 +661,45 @@ void main() {
             if (unit < 896u) {  // y
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 1216u; j += lanes) {  // j counts vec4s
-                    vec4 v46 = t46_v4[j];
-                    a0_47 += dot(p_w_down_v4[i * 1216u + j], v46);
+                for (uint j = lane; j < 1216u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w0_47_s0 = p_w_down_v4[i * 1216u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 1215u);
+                    const vec4 w0_47_s1 = p_w_down_v4[i * 1216u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 1215u);
+                    const vec4 w0_47_s2 = p_w_down_v4[i * 1216u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 1215u);
+                    const vec4 w0_47_s3 = p_w_down_v4[i * 1216u + j_3];
+#endif
+                    {
+                        vec4 v46 = t46_v4[j];
+                        a0_47 += dot(w0_47_s0, v46);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 1216u)
+                    {
+                        vec4 v46 = t46_v4[j_1];
+                        a0_47 += dot(w0_47_s1, v46);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 1216u)
+                    {
+                        vec4 v46 = t46_v4[j_2];
+                        a0_47 += dot(w0_47_s2, v46);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 1216u)
+                    {
+                        vec4 v46 = t46_v4[j_3];
+                        a0_47 += dot(w0_47_s3, v46);
+                    }
+#endif
                 }
             }
             const float r0_47 = vkf_segment_sum(a0_47, lanes);

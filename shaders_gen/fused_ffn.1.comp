@@ -6,6 +6,9 @@
 #ifdef VKFUSE_SUBGROUP_SHUFFLE
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
+#ifndef VKFUSE_UNROLL  // steps of a matvec row an invocation loads at once (the runtime's preamble sets it)
+#define VKFUSE_UNROLL 4
+#endif
 
 layout(local_size_x_id = 0) in;                // workgroup size: a power of two, set per device
 layout(constant_id = 1) const uint LANES = 32u;  // invocations per matvec row: a power of two
@@ -110,13 +113,65 @@ void main() {
             if (unit < 4864u) {  // t15
                 const uint u = unit;
                 const uint i = u;
-                for (uint j = lane; j < 224u; j += lanes) {  // j counts vec4s
-                    vec4 v0 = p_x_v4[j];
-                    vec4 v8 = v0 * v7;
-                    vec4 v9 = p_norm_v4[j];
-                    vec4 v10 = v8 * v9;
-                    a0_11 += dot(p_w_gate_v4[i * 224u + j], v10);
-                    a0_14 += dot(p_w_up_v4[i * 224u + j], v10);
+                for (uint j = lane; j < 224u; j += VKFUSE_UNROLL * lanes) {  // j counts vec4s
+                    const vec4 w0_11_s0 = p_w_gate_v4[i * 224u + j];
+                    const vec4 w0_14_s0 = p_w_up_v4[i * 224u + j];
+#if VKFUSE_UNROLL > 1
+                    const uint j_1 = min(j + 1u * lanes, 223u);
+                    const vec4 w0_11_s1 = p_w_gate_v4[i * 224u + j_1];
+                    const vec4 w0_14_s1 = p_w_up_v4[i * 224u + j_1];
+#endif
+#if VKFUSE_UNROLL > 2
+                    const uint j_2 = min(j + 2u * lanes, 223u);
+                    const vec4 w0_11_s2 = p_w_gate_v4[i * 224u + j_2];
+                    const vec4 w0_14_s2 = p_w_up_v4[i * 224u + j_2];
+#endif
+#if VKFUSE_UNROLL > 3
+                    const uint j_3 = min(j + 3u * lanes, 223u);
+                    const vec4 w0_11_s3 = p_w_gate_v4[i * 224u + j_3];
+                    const vec4 w0_14_s3 = p_w_up_v4[i * 224u + j_3];
+#endif
+                    {
+                        vec4 v0 = p_x_v4[j];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_norm_v4[j];
+                        vec4 v10 = v8 * v9;
+                        a0_11 += dot(w0_11_s0, v10);
+                        a0_14 += dot(w0_14_s0, v10);
+                    }
+#if VKFUSE_UNROLL > 1
+                    if (j + 1u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_1];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_norm_v4[j_1];
+                        vec4 v10 = v8 * v9;
+                        a0_11 += dot(w0_11_s1, v10);
+                        a0_14 += dot(w0_14_s1, v10);
+                    }
+#endif
+#if VKFUSE_UNROLL > 2
+                    if (j + 2u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_2];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_norm_v4[j_2];
+                        vec4 v10 = v8 * v9;
+                        a0_11 += dot(w0_11_s2, v10);
+                        a0_14 += dot(w0_14_s2, v10);
+                    }
+#endif
+#if VKFUSE_UNROLL > 3
+                    if (j + 3u * lanes < 224u)
+                    {
+                        vec4 v0 = p_x_v4[j_3];
+                        vec4 v8 = v0 * v7;
+                        vec4 v9 = p_norm_v4[j_3];
+                        vec4 v10 = v8 * v9;
+                        a0_11 += dot(w0_11_s3, v10);
+                        a0_14 += dot(w0_14_s3, v10);
+                    }
+#endif
                 }
             }
             const float r0_11 = vkf_segment_sum(a0_11, lanes);

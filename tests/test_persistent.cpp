@@ -176,6 +176,39 @@ TEST_CASE("persistent: both schedules, with and without prefetching and staged i
     check_validation_clean();
 }
 
+TEST_CASE("matvec rows loaded 1 to 4 steps at a time agree with Eigen: scalar, vec4 and bf16 rows, fused and persistent") {
+    // Four lanes a row: rows of 257 and 1001 scalars, 48 and 84 bf16 weights (eights and vec4s), so that every unroll
+    // ends some rows part way through a trip.
+    for (const std::uint32_t unroll : {1u, 2u, 3u, 4u}) {
+        const program_options o{.lanes = 4, .matvec_unroll = unroll};
+        program<odd_layer::program_type, strategy::fused> fused(vkfuse_test::context(), o);
+        CHECK(fused.launch().unroll == unroll);
+        reference::bindings host = randomize(fused, layer_ranges());
+        host.indices["pos"] = 7;
+        fused.set_index("pos", 7);
+        verify_report r = check(fused, odd_layer::program, host);
+        INFO("fused layer, unroll " << unroll << ": " << r.summary());
+        CHECK(r.ok());
+        program<wide_model::program_type, strategy::persistent> model(vkfuse_test::context(), o);
+        host = randomize(model, {.seed = 23, .ranges = {{"lm_head", {-4.0f, 4.0f}}}});
+        for (const char* index : {"pos", "token"}) {
+            model.set_index(index, 33);
+            host.indices[index] = 33;
+        }
+        r = check(model, wide_model::program, host);
+        INFO("persistent bf16 model, unroll " << unroll << ": " << r.summary());
+        CHECK(r.ok());
+    }
+    std::string what;
+    try {
+        program<odd_layer::program_type> p(vkfuse_test::context(), {.matvec_unroll = 5});
+    } catch (const vkfuse::usage_error& e) {
+        what = e.what();
+    }
+    CHECK(what.find("matvec_unroll 5 must be 1 to 4") != std::string::npos);
+    check_validation_clean();
+}
+
 TEST_CASE("persistent: an assigned run whose workgroups are not all resident falls back to the counter") {
     // Not fitted to the device: lavapipe never holds 333 workgroups at once, so each run's door closes after its
     // workgroups have looked for the others, and the run takes its items from the counter, with the same results.

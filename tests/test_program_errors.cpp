@@ -185,3 +185,19 @@ TEST_CASE("a program whose buffers exceed the device's memory is refused before 
     program fits(roomy, layer);
     CHECK(fits.dispatch_count >= 1);
 }
+
+TEST_CASE("pipeline statistics come from the driver where it offers them, else a usage_error that says so") {
+    vkfuse::context asked({.cache_directory = "off", .pipeline_statistics = true});
+    program prog(asked, layer);
+    CHECK(what_of([&] { (void)prog.pipeline_statistics(prog.dispatch_count); }).find("no shader") != std::string::npos);
+    if (asked.device().pipeline_statistics) {  // a driver with VK_KHR_pipeline_executable_properties
+        CHECK_FALSE(prog.pipeline_statistics(0).empty());
+    } else {  // lavapipe, among others
+        const std::string what = what_of([&] { (void)prog.pipeline_statistics(0); });
+        CHECK(what.find("VK_KHR_pipeline_executable_properties") != std::string::npos);
+        CHECK(what.find(asked.device().name) != std::string::npos);
+    }
+    // not asked for: never enabled, whatever the device offers
+    program plain(vkfuse_test::context(), layer);
+    CHECK(what_of([&] { (void)plain.pipeline_statistics(0); }).find("pipeline_statistics") != std::string::npos);
+}

@@ -99,8 +99,17 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
                                 (features != "default" ? "-" + features : std::string());
     std::printf("decode: %s %s %s ...\n", std::string(shape).c_str(), std::string(format).c_str(), variant.c_str());
     std::fflush(stdout);
-    const program_options options = persistent_options(workgroups, features);
+    program_options options = persistent_options(workgroups, features);
+    if (st.matvec_unroll != 0 && options.matvec_unroll == 0) options.matvec_unroll = st.matvec_unroll;
     P prog(ctx, options);
+    std::vector<std::string> statistics;  // --statistics: each shader's, as the driver names them
+    if (ctx.device().pipeline_statistics)
+        for (int s = 0; s < P::plan.shader_count(); ++s) {
+            std::string line = "shader " + std::to_string(s + 1) + ":";
+            for (const auto& stat : prog.pipeline_statistics(s)) line += " " + stat.name + " " + stat.value + ",";
+            line.pop_back();
+            statistics.push_back(std::move(line));
+        }
     std::uint32_t runs = 0;
     const bool first = data.drawn.buffers.empty();
     for (int b = 0; b < P::plan.buffer_count; ++b) {
@@ -156,6 +165,7 @@ void run_strategy(context& ctx, const settings& st, model_data& data, std::strin
         r.dispatches = P::dispatch_count;
         r.verified = verified;
         r.rel_l2 = rel;
+        r.statistics = statistics;
         if (verified) {
             prog.set_index("pos", c - 1);
             double spent_us = 0;

@@ -43,6 +43,9 @@ constexpr void emit_header(T& t, const plan::program_plan<Cap>& p, const plan::s
          "#extension GL_KHR_shader_subgroup_shuffle : require\n"
          "#endif\n";
     emit_storage_extensions(t, needs_of(p, sh));
+    t << "#ifndef VKFUSE_UNROLL  // steps of a matvec row an invocation loads at once (the runtime's preamble sets it)\n"
+         "#define VKFUSE_UNROLL 4\n"
+         "#endif\n";
     if (p.how == strategy::persistent)  // atomicLoad: the counter a workgroup waits on; the clock: profiles
         t << "#extension GL_KHR_memory_scope_semantics : require\n"
              "#ifdef VKFUSE_PROFILE\n"

@@ -306,6 +306,12 @@ inline constexpr std::uint32_t persistent_prefetch_steps = 2;
 // count this many times per trip of its wait, so that waiting spends that budget slowly.
 inline constexpr int persistent_checks_per_trip = 64;
 
+// The most steps of a row an invocation loads before it uses the first (the loop over a row is unrolled this far,
+// each step's loads issued before any step's arithmetic): a GPU does not reorder a thread's instructions, so a loop
+// that uses each load before issuing the next keeps one round trip to memory in flight per matrix. VKFUSE_UNROLL
+// (launch_config::unroll, from program_options::matvec_unroll) chooses 1 to this many.
+inline constexpr int max_matvec_unroll = 4;
+
 // The facts of a device and of the user's options that the launch of a plan depends on.
 struct launch_facts {
     std::uint32_t workgroup_size = 256;

@@ -36,6 +36,9 @@ struct program_options {
     // workgroup size) as it takes to have this many in flight: few long rows need several subgroups each to keep
     // enough loads in flight, many rows need one. A CPU device keeps one subgroup per row.
     std::uint32_t matvec_threads = 1u << 17;
+    // Steps of a matvec row (16-byte loads, usually) each invocation has in flight at once, 1 to
+    // plan::max_matvec_unroll: its row loop loads this many steps before it adds any. 0: the most.
+    std::uint32_t matvec_unroll = 0;
     // Pack every buffer into one binding when a kernel needs more storage-buffer bindings than the device allows
     // (or than this number, if it is smaller; 0: the device's limit). `pack_buffers` packs regardless.
     std::uint32_t max_bindings = 0;
@@ -57,6 +60,9 @@ struct program_options {
     // persistent: a work item reads its first weights before it waits for the phase before it (into L2, where the
     // phase reads them again). On by default.
     bool prefetch_weights = true;
+    // persistent: how many steps of its rows (16-byte loads, usually) each invocation of a matvec item reads before
+    // it waits, where prefetch_weights is on. 0: plan::persistent_prefetch_steps.
+    std::uint32_t prefetch_steps = 0;
     // persistent: a matvec phase's work item evaluates its input vectors once into shared memory, where the device
     // has room for them (plan::max_staged_floats), instead of every invocation reading them on every step. On by
     // default; off reads them from memory as fused does.
@@ -75,12 +81,14 @@ struct launch_config {
     bool subgroup_arithmetic = false;
     bool subgroup_shuffle = false;     // used only together with subgroup arithmetic
     std::uint32_t matvec_threads = 0;  // 0: every matvec kernel uses `lanes`
+    std::uint32_t unroll = 4;          // steps of a row in flight per invocation (VKFUSE_UNROLL)
     bool fixed_lanes = false;          // the user chose `lanes`
     bool storage_16bit = false;        // read 16-bit values natively (VKFUSE_STORAGE_16BIT)
     bool storage_8bit = false;         // and 8-bit ones (VKFUSE_STORAGE_8BIT)
     std::uint32_t persistent_workgroups = 0;  // persistent: the workgroups launched
     bool assigned = false;      // persistent: items assigned to workgroups where all are resident (ASSIGNED)
     bool prefetch = false;      // persistent: items read their first weights before they wait (PREFETCH)
+    std::uint32_t prefetch_steps = 0;  // persistent: the steps read before the wait (PREFETCH's value)
     bool stage_inputs = false;  // persistent: matvec inputs in shared memory (VKFUSE_STAGE_INPUTS)
     bool fit = false;           // persistent: the launch is fitted to what the device holds at once (a census)
     // The device ends a shader's loops after a fixed number of trips in all (llvmpipe, 65535): waits are unrolled
@@ -96,6 +104,7 @@ struct launch_config {
     // The symbols the shaders' #ifdefs test, for glslang's preamble.
     std::string preamble() const {
         std::string text;
+        text += "#define VKFUSE_UNROLL " + std::to_string(unroll) + "\n";
         if (subgroup_arithmetic) text += "#define VKFUSE_SUBGROUP_ARITHMETIC 1\n";
         if (subgroup_arithmetic && subgroup_shuffle) text += "#define VKFUSE_SUBGROUP_SHUFFLE 1\n";
         if (storage_16bit) text += "#define VKFUSE_STORAGE_16BIT 1\n";
@@ -137,6 +146,10 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
     c.subgroup_arithmetic = subgroup_ok;
     c.subgroup_shuffle = subgroup_ok && d.subgroup_shuffle;
     c.fixed_lanes = o.lanes != 0;
+    c.unroll = o.matvec_unroll != 0 ? o.matvec_unroll : static_cast<std::uint32_t>(plan::max_matvec_unroll);
+    if (c.unroll > static_cast<std::uint32_t>(plan::max_matvec_unroll))
+        throw usage_error("vkfuse program: matvec_unroll " + std::to_string(c.unroll) + " must be 1 to " +
+                          std::to_string(plan::max_matvec_unroll));
     c.matvec_threads = d.type == "CPU" ? 0 : o.matvec_threads;
     c.storage_16bit = o.native_storage && d.storage_16bit;
     c.storage_8bit = o.native_storage && d.storage_8bit;
@@ -152,6 +165,7 @@ inline launch_config choose_launch(const vulkan::device_info& d, const program_o
     c.assigned = o.schedule == persistent_schedule::assigned ||
                  (o.schedule == persistent_schedule::automatic && d.type != "CPU" && !c.loop_budget);
     c.prefetch = o.prefetch_weights;
+    c.prefetch_steps = o.prefetch_steps != 0 ? o.prefetch_steps : plan::persistent_prefetch_steps;
     c.fit = o.persistent_fit && (c.assigned || d.type != "CPU");
     c.stage_inputs = o.stage_inputs;  // and where the device has the shared memory (program: fit_shared_memory)
     return c;

@@ -408,6 +408,14 @@ public:
 
     const launch_config& launch() const { return launch_; }
     const vulkan::device_info& device() const { return ctx_->device(); }
+    // What the driver says of shader s's compiled code: registers, shared memory and the like, as the driver names
+    // them (VK_KHR_pipeline_executable_properties; needs context_options::pipeline_statistics, else throws).
+    std::vector<vulkan::context::pipeline_statistic> pipeline_statistics(int shader) const {
+        if (shader < 0 || static_cast<std::size_t>(shader) >= kernels_.size())
+            throw usage_error("vkfuse program: no shader " + std::to_string(shader) + "; it has " +
+                              std::to_string(kernels_.size()) + ".");
+        return ctx_->pipeline_statistics(*kernels_[static_cast<std::size_t>(shader)]);
+    }
     // The GLSL of shader s, as compiled (packed or not).
     std::string_view glsl(int shader) const {
         return (packed_ ? packed_sources_ : sources_)[static_cast<std::size_t>(shader)];
@@ -872,7 +880,7 @@ private:
             if (how_ == strategy::persistent) {
                 for (int k = sh.first; k < sh.last; ++k) more.push_back(items(k));
                 more.push_back(launch_.assigned ? 1u : 0u);  // ASSIGNED
-                more.push_back(launch_.prefetch ? vkfuse::plan::persistent_prefetch_steps : 0u);  // PREFETCH
+                more.push_back(launch_.prefetch ? launch_.prefetch_steps : 0u);  // PREFETCH
             }
             vulkan::kernel_spec spec;
             spec.label = labels_[static_cast<std::size_t>(s)];

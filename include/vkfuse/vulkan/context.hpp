@@ -59,6 +59,10 @@ struct context_options {
     // buffers need more is refused before it allocates any: a way to keep a model within part of a GPU, and to test
     // the refusal on a device of any size.
     std::optional<std::uint64_t> memory_budget = std::nullopt;
+    // Keep what the driver says of each compiled pipeline (VK_KHR_pipeline_executable_properties: registers, shared
+    // memory, ...), read by context::pipeline_statistics, where the device offers it; also when the environment
+    // variable VKFUSE_PIPELINE_STATISTICS is 1. Off by default: some drivers compile differently when asked.
+    bool pipeline_statistics = false;
 };
 
 struct device_info {
@@ -89,6 +93,8 @@ struct device_info {
     std::uint32_t compute_units = 0;
     // VK_KHR_shader_clock's device clock (enabled when present): a persistent program can time its work items.
     bool shader_device_clock = false;
+    // VK_KHR_pipeline_executable_properties enabled (context_options::pipeline_statistics, where the device has it).
+    bool pipeline_statistics = false;
 
     std::string summary() const;
 };
@@ -450,6 +456,13 @@ public:
     // Writes the pipeline cache to disk if pipelines were added since it was loaded or last saved; the destructor
     // calls it. Returns whether a file was written; a failure is counted in cache_stats(), never thrown.
     bool save_pipeline_cache();
+    // What the driver says of a compiled pipeline's code (registers, shared memory, ..., as each driver names them),
+    // one entry per statistic of each executable it made. Needs context_options::pipeline_statistics on a device
+    // that has VK_KHR_pipeline_executable_properties (device_info::pipeline_statistics); throws a usage_error else.
+    struct pipeline_statistic {
+        std::string name, description, value;
+    };
+    std::vector<pipeline_statistic> pipeline_statistics(VkPipeline pipeline) const;
 
     // ---- Raw access for the rest of the runtime and for users who need plain Vulkan --------------------------------
     VkInstance vk_instance() const noexcept { return *instance_.instance; }
@@ -503,6 +516,7 @@ private:
     std::uint32_t timestamp_valid_bits_ = 0;
     bool portability_subset_ = false;
     bool maintenance4_ = false;
+    bool executable_properties_ = false;  // the device offers VK_KHR_pipeline_executable_properties
     std::uint32_t spirv_api_version_ = 0;  // the Vulkan version glslang targets; see read_device_info()
     device_info info_;
 
@@ -586,6 +600,8 @@ inline context::context(context_options options) {
         }
     }
     if (budget) info_.memory_bytes = std::min(info_.memory_bytes, *budget);
+    info_.pipeline_statistics =
+        executable_properties_ && (options.pipeline_statistics || detail::environment("VKFUSE_PIPELINE_STATISTICS") == "1");
     create_device();
     open_caches(options.cache_directory);
 }
@@ -786,6 +802,15 @@ inline void context::read_device_info() {
         fn.vkGetPhysicalDeviceFeatures2(physical_device_, &features);
         info_.shader_device_clock = clock.shaderDeviceClock == VK_TRUE;
     }
+    if (detail::has_extension(extensions, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME)) {
+        VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable{};
+        executable.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR;
+        VkPhysicalDeviceFeatures2 features{};
+        features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+        features.pNext = &executable;
+        fn.vkGetPhysicalDeviceFeatures2(physical_device_, &features);
+        executable_properties_ = executable.pipelineExecutableInfo == VK_TRUE;
+    }
 
     // For Vulkan 1.3 glslang emits SPIR-V 1.6, which expresses local_size_x_id as the LocalSizeId execution mode, and
     // that needs the maintenance4 feature. It is mandatory in 1.3, but a device that lacks it still gets SPIR-V 1.5.
@@ -850,6 +875,15 @@ inline void context::create_device() {
     std::vector<const char*> extensions;
     if (portability_subset_) extensions.push_back(portability);
     if (info_.shader_device_clock) extensions.push_back(VK_KHR_SHADER_CLOCK_EXTENSION_NAME);
+    // What the driver says of its compiled pipelines (context_options::pipeline_statistics).
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable{};
+    executable.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR;
+    executable.pipelineExecutableInfo = VK_TRUE;
+    if (info_.pipeline_statistics) {
+        executable.pNext = storage16.pNext;
+        storage16.pNext = &executable;
+        extensions.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+    }
 
     VkDeviceCreateInfo info{};
     info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
@@ -1036,6 +1070,7 @@ inline VkPipeline context::create_compute_pipeline(VkComputePipelineCreateInfo i
         feedback.pPipelineStageCreationFeedbacks = &stage_feedback;
         info.pNext = &feedback;
     }
+    if (info_.pipeline_statistics) info.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
     VkPipeline pipeline = VK_NULL_HANDLE;
     detail::check(fn_.vkCreateComputePipelines(*device_, *pipeline_cache_, 1, &info, nullptr, &pipeline),
                   "vkCreateComputePipelines", doing);
@@ -1048,6 +1083,50 @@ inline VkPipeline context::create_compute_pipeline(VkComputePipelineCreateInfo i
     else
         ++pipelines_since_save_;
     return pipeline;
+}
+
+inline std::vector<context::pipeline_statistic> context::pipeline_statistics(VkPipeline pipeline) const {
+    if (!info_.pipeline_statistics || !fn_.vkGetPipelineExecutablePropertiesKHR ||
+        !fn_.vkGetPipelineExecutableStatisticsKHR)
+        throw usage_error("vkfuse: pipeline statistics need context_options::pipeline_statistics (or "
+                          "VKFUSE_PIPELINE_STATISTICS=1) on a device with VK_KHR_pipeline_executable_properties; " +
+                          info_.name + (executable_properties_ ? " has it, but it was not asked for." : " lacks it."));
+    VkPipelineInfoKHR which{};
+    which.sType = VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR;
+    which.pipeline = pipeline;
+    const auto executables = detail::enumerate<VkPipelineExecutablePropertiesKHR>(
+        [&](std::uint32_t* n, VkPipelineExecutablePropertiesKHR* p) {
+            if (p)
+                for (std::uint32_t i = 0; i < *n; ++i) p[i].sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_PROPERTIES_KHR;
+            return fn_.vkGetPipelineExecutablePropertiesKHR(*device_, &which, n, p);
+        },
+        "vkGetPipelineExecutablePropertiesKHR", "reading a pipeline's executables");
+    std::vector<pipeline_statistic> out;
+    for (std::uint32_t e = 0; e < executables.size(); ++e) {
+        VkPipelineExecutableInfoKHR executable{};
+        executable.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR;
+        executable.pipeline = pipeline;
+        executable.executableIndex = e;
+        const auto statistics = detail::enumerate<VkPipelineExecutableStatisticKHR>(
+            [&](std::uint32_t* n, VkPipelineExecutableStatisticKHR* p) {
+                if (p)
+                    for (std::uint32_t i = 0; i < *n; ++i) p[i].sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR;
+                return fn_.vkGetPipelineExecutableStatisticsKHR(*device_, &executable, n, p);
+            },
+            "vkGetPipelineExecutableStatisticsKHR", "reading a pipeline's statistics");
+        for (const VkPipelineExecutableStatisticKHR& s : statistics) {
+            std::string value;
+            switch (s.format) {
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR: value = s.value.b32 ? "true" : "false"; break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR: value = std::to_string(s.value.i64); break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR: value = std::to_string(s.value.u64); break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_FLOAT64_KHR: value = std::to_string(s.value.f64); break;
+            default: value = "?"; break;
+            }
+            out.push_back({s.name, s.description, std::move(value)});
+        }
+    }
+    return out;
 }
 
 inline bool context::save_pipeline_cache() {

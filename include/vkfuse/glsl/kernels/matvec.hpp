@@ -148,7 +148,14 @@ constexpr void emit_row_loop(T& t, const kernel_view<Cap>& kv, int r, int m, std
     auto accumulator = [&](int n, int v) {
         t << 'a' << r << '_' << n << (v < 0 ? "" : v == 0 ? "_0" : "_1");
     };
+    auto weight = [&](int n, int v, int u) {  // the register holding step u's weights of product n, row variant v
+        t << 'w' << r << '_' << n << (v < 0 ? "" : v == 0 ? "_0" : "_1") << "_s" << u;
+    };
     auto row = [&](int v) { t << (v < 0 ? "i" : v == 0 ? "i0" : "i1"); };
+    auto step_index = [&](int u) -> std::string_view {
+        constexpr std::string_view names[plan::max_matvec_unroll] = {"j", "j_1", "j_2", "j_3"};
+        return names[u];
+    };
     auto input = [&](int n, std::string_view at, const site& st) {  // the product's input at vec4 index `at`
         if (staged) {
             t << "vkf_x[" << kv.staged_offset(kv[n].b) << "u + " << at << ']';
@@ -156,50 +163,80 @@ constexpr void emit_row_loop(T& t, const kernel_view<Cap>& kv, int r, int m, std
             ref(t, kv, kv[n].b, st);
         }
     };
-    t << "                for (uint j = lane; j < " << steps << "u; j += lanes) {"
+    t << "                for (uint j = lane; j < " << steps << "u; j += VKFUSE_UNROLL * lanes) {"
       << (wide ? "  // j counts eights\n" : v4 ? "  // j counts vec4s\n" : "\n");
-    if (!wide) {
-        site st;
-        st.width = v4 ? 4 : 1;
-        st.index = "j";
-        if (!staged) emit_block(t, kv, need, 5, st, false);
+    // every step's loads first, so that they are in flight together; a step past the row reads its last step again
+    // (in bounds, cached) and is not added
+    for (int u = 0; u < plan::max_matvec_unroll; ++u) {
+        if (u > 0)
+            t << "#if VKFUSE_UNROLL > " << u << "\n"
+              << "                    const uint " << step_index(u) << " = min(j + " << u << "u * lanes, " << steps - 1
+              << "u);\n";
         each([&](int n, int v) {
-            t << "                    ";
-            accumulator(n, v);
-            t << " += " << (v4 ? "dot(" : "");
-            load_node(t, kv, kv[n].a, v4, [&] {
+            t << "                    const " << (wide ? "mat2x4 " : v4 ? "vec4 " : "float ");
+            weight(n, v, u);
+            t << " = ";
+            auto index = [&] {
                 row(v);
-                t << " * " << steps << "u + j";
-            });
-            t << (v4 ? ", " : " * ");
-            input(n, "j", st);
-            t << (v4 ? ");\n" : ";\n");
-        });
-    } else {
-        each([&](int n, int v) {  // every weight's load first, so that they are in flight together
-            t << "                    const mat2x4 w" << r << '_' << n << (v < 0 ? "" : v == 0 ? "_0" : "_1") << " = ";
-            load8_node(t, kv, kv[n].a, [&] {
-                row(v);
-                t << " * " << steps << "u + j";
-            });
+                t << " * " << steps << "u + " << step_index(u);
+            };
+            if (wide)
+                load8_node(t, kv, kv[n].a, index);
+            else
+                load_node(t, kv, kv[n].a, v4, index);
             t << ";\n";
         });
-        for (int h = 0; h < 2; ++h) {
+        if (u > 0) t << "#endif\n";
+    }
+    for (int u = 0; u < plan::max_matvec_unroll; ++u) {
+        if (u > 0)
+            t << "#if VKFUSE_UNROLL > " << u << "\n"
+              << "                    if (j + " << u << "u * lanes < " << steps << "u)\n";
+        t << "                    {\n";
+        if (!wide) {
             site st;
-            st.width = 4;
-            st.index = h == 0 ? "j0" : "j1";
-            t << "                    {\n                        const uint " << st.index << " = 2u * j"
-              << (h == 0 ? "" : " + 1u") << ";\n";
+            st.width = v4 ? 4 : 1;
+            st.index = step_index(u);
             if (!staged) emit_block(t, kv, need, 6, st, false);
             each([&](int n, int v) {
                 t << "                        ";
                 accumulator(n, v);
-                t << " += dot(w" << r << '_' << n << (v < 0 ? "" : v == 0 ? "_0" : "_1") << '[' << h << "], ";
-                input(n, st.index, st);
-                t << ");\n";
+                t << " += ";
+                if (v4) {
+                    t << "dot(";
+                    weight(n, v, u);
+                    t << ", ";
+                    input(n, step_index(u), st);
+                    t << ");\n";
+                } else {
+                    weight(n, v, u);
+                    t << " * ";
+                    input(n, step_index(u), st);
+                    t << ";\n";
+                }
             });
-            t << "                    }\n";
+        } else {
+            for (int h = 0; h < 2; ++h) {
+                site st;
+                st.width = 4;
+                st.index = h == 0 ? "j0" : "j1";
+                t << "                        {\n                            const uint " << st.index << " = 2u * "
+                  << step_index(u) << (h == 0 ? "" : " + 1u") << ";\n";
+                if (!staged) emit_block(t, kv, need, 7, st, false);
+                each([&](int n, int v) {
+                    t << "                            ";
+                    accumulator(n, v);
+                    t << " += dot(";
+                    weight(n, v, u);
+                    t << '[' << h << "], ";
+                    input(n, st.index, st);
+                    t << ");\n";
+                });
+                t << "                        }\n";
+            }
         }
+        t << "                    }\n";
+        if (u > 0) t << "#endif\n";
     }
     t << "                }\n";
 }

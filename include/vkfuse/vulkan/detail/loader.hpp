@@ -145,6 +145,11 @@ inline const loader_library& vulkan_loader() {
     X(vkAllocateDescriptorSets)                                                                                        \
     X(vkUpdateDescriptorSets)
 
+// Device functions of extensions vkfuse enables only where present and asked for: null where absent.
+#define VKFUSE_VK_OPTIONAL_DEVICE_FUNCTIONS(X)                                                                         \
+    X(vkGetPipelineExecutablePropertiesKHR)                                                                            \
+    X(vkGetPipelineExecutableStatisticsKHR)
+
 #define VKFUSE_VK_MEMBER(name) PFN_##name name = nullptr;
 
 struct global_functions {
@@ -158,6 +163,7 @@ struct instance_functions {
 
 struct device_functions {
     VKFUSE_VK_DEVICE_FUNCTIONS(VKFUSE_VK_MEMBER)
+    VKFUSE_VK_OPTIONAL_DEVICE_FUNCTIONS(VKFUSE_VK_MEMBER)
 };
 
 #undef VKFUSE_VK_MEMBER
@@ -193,6 +199,9 @@ inline const char* load_device_functions(PFN_vkGetDeviceProcAddr gdpa, VkDevice 
     if (!f.name && !missing) missing = #name;
     VKFUSE_VK_DEVICE_FUNCTIONS(VKFUSE_VK_LOAD)
 #undef VKFUSE_VK_LOAD
+#define VKFUSE_VK_LOAD(name) f.name = reinterpret_cast<PFN_##name>(gdpa(device, #name));
+    VKFUSE_VK_OPTIONAL_DEVICE_FUNCTIONS(VKFUSE_VK_LOAD)
+#undef VKFUSE_VK_LOAD
     return missing;
 }
 
@@ -200,5 +209,6 @@ inline const char* load_device_functions(PFN_vkGetDeviceProcAddr gdpa, VkDevice 
 #undef VKFUSE_VK_INSTANCE_FUNCTIONS
 #undef VKFUSE_VK_DEBUG_FUNCTIONS
 #undef VKFUSE_VK_DEVICE_FUNCTIONS
+#undef VKFUSE_VK_OPTIONAL_DEVICE_FUNCTIONS
 
 } // namespace vkfuse::vulkan::detail
