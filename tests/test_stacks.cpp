@@ -4,7 +4,9 @@
 // constant planning cost: the plan of 2 layers and of 40 is the same plan.
 #include "support.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -252,5 +254,14 @@ TEST_CASE_TEMPLATE("the greedy loop on the device: the same tokens as a loop on 
     CHECK(stepped.tokens.size() == 5);
     CHECK_THROWS_WITH_AS(loop.generate(prompt, 9), doctest::Contains("need 13 positions, but the caches hold 12"),
                          usage_error);
+    // logits that are not finite (one lm_head row of NaN) end the generation with an error naming the position,
+    // instead of a plausible token: their argmax is the vocabulary's size, which the loop feeds back harmlessly
+    std::vector<float> broken = host.buffers.at("lm_head");
+    std::fill(broken.begin() + 5 * 62, broken.begin() + 6 * 62, std::numeric_limits<float>::quiet_NaN());
+    prog.upload("lm_head", broken);
+    CHECK_THROWS_WITH_AS(loop.generate(prompt, 2), doctest::Contains("the logits at position 3 are not finite"),
+                         numeric_error);
+    CHECK_THROWS_WITH_AS(loop.generate_with_logits(prompt, 2, "logits", [](std::size_t, std::vector<float>) {}),
+                         doctest::Contains("the logits at position 3 are not finite"), numeric_error);
     check_validation_clean();
 }

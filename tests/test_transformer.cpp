@@ -4,6 +4,11 @@
 #include "../benchmarks/toy_decoder.hpp"
 #include "../examples/decoder_layer.hpp"
 
+#include <limits>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
 using namespace vkfuse;
 using vkfuse_test::check_program;
 using vkfuse_test::check_steps;
@@ -130,6 +135,34 @@ TEST_CASE("embedding lookup and argmax over a vocabulary") {
     static_assert(glsl::kernel_count<decltype(head)> == 2);
     check_steps<strategy::fused>(head, {}, {3, 999});
     check_steps<strategy::per_op>(head, {}, {3});
+}
+
+TEST_CASE("argmax of values holding NaN or +infinity is their length, on the device as in the reference") {
+    constexpr input<"scores", 1001> scores;
+    constexpr output_of<"next", u32> next;
+    constexpr auto head = (next = argmax(scores));
+    program<std::remove_cvref_t<decltype(head)>> prog(vkfuse_test::context(), head);
+    program<std::remove_cvref_t<decltype(head)>, strategy::persistent> one(vkfuse_test::context(), head);
+    std::vector<float> v(1001);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 37) % 101) - 50.0f;
+    v[700] = 99.0f;  // the largest, once
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    for (const auto& [at, value, want] : {std::tuple{0, 0.0f, 700u}, std::tuple{3, nan, 1001u},
+                                          std::tuple{1000, inf, 1001u}, std::tuple{512, -inf, 700u}}) {
+        std::vector<float> x = v;
+        x[static_cast<std::size_t>(at)] += value;
+        INFO("element " << at << " plus " << value);
+        prog.upload("scores", x);
+        prog.run();
+        CHECK(prog.download_indices("next")[0] == want);
+        one.upload("scores", x);
+        one.run();
+        CHECK(one.download_indices("next")[0] == want);
+        reference::bindings host;
+        host.buffers["scores"] = x;
+        CHECK(reference::evaluate(head, host).at("next")[0] == static_cast<double>(want));
+    }
+    vkfuse_test::check_validation_clean();
 }
 
 TEST_CASE("the Qwen2.5-0.5B decoder layer: 31, 5, 1 and 1 dispatches that agree with Eigen and each other") {

@@ -43,6 +43,13 @@ public:
     using error::error;
 };
 
+// A computation produced values that are not finite (NaN or an infinity) where a result needs finite ones: a model
+// whose logits overflowed has no next token. The message names where (the position).
+class numeric_error : public error {
+public:
+    using error::error;
+};
+
 // A model file (a safetensors file, a sharded checkpoint's index) cannot be opened, is malformed, or contradicts
 // itself. Model files are untrusted input, so every defect found in one is this error; the message names the file
 // and, where there is one, the tensor.

@@ -47,9 +47,12 @@ constexpr void emit_statement(T& t, const kernel_view<Cap>& kv, int n, int inden
             t << ')';
         }
     } else if (x.kind == node_kind::lookup) {
+        // the row clamped to the table: an index the host sets is checked there, but one computed on the device (an
+        // argmax fed back by decode_loop) is the table's length where the logits were not finite
         load_node(t, kv, x.a, s.width == 4, [&] {
+            t << "min(";
             ref(t, kv, x.b, s);
-            t << " * " << (s.width == 4 ? x.rows / 4 : x.rows) << "u + " << s.index;
+            t << ", " << kv[x.a].rows - 1 << "u) * " << (s.width == 4 ? x.rows / 4 : x.rows) << "u + " << s.index;
         });
     } else if (x.kind == node_kind::rope) {
         // Rotate-half: the first half of a head gets a*cos - partner*sin, the second a*cos + partner*sin; the

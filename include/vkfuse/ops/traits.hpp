@@ -72,7 +72,8 @@ struct op_info {
     std::string_view combined = {};   // what the combination is called: vkf_workgroup_<combined> ("sum")
 
     // ---- reductions: acc = identity, acc = combine(acc, x) for every x, then / count if `mean`; `indexed`: the
-    // result is the first index at which acc took its final value (argmax).
+    // result is the first index at which acc took its final value, or the length where any element is NaN or
+    // +infinity (argmax).
     op combine = op::count_;
     float identity = 0.0f;
     bool mean = false;
@@ -281,7 +282,10 @@ struct op_traits<op::mean> {
                                   .mean = true};
 };
 
-// The index of the largest element, the first one on ties.
+// The index of the largest element, the first one on ties; the vector's length (no element's index) where any
+// element is NaN or +infinity, so that a model whose logits overflowed yields an id no vocabulary holds instead of a
+// plausible token (decode_loop turns it into an error naming the position). -infinity is a value like any other (a
+// masked entry), the largest only where every element is -infinity.
 template <>
 struct op_traits<op::argmax> {
     static constexpr op_info info{.name = "argmax", .form = op_form::reduction, .combine = op::max,

@@ -110,6 +110,7 @@ public:
         if (g.decode_runs != 0) g.decode = phase(0, g.decode_runs).run();
         prog_->mark_run();
         g.tokens = read_ids(prompt.size() + new_tokens);
+        check_finite(g.tokens, prompt.size());
         g.recordings = recordings_ - before;
         return g;
     }
@@ -134,10 +135,23 @@ public:
         g.prefill_runs = prompt.size() - 1;
         g.decode_runs = new_tokens;
         g.tokens = read_ids(prompt.size() + new_tokens);
+        check_finite(g.tokens, prompt.size());
         return g;
     }
 
 private:
+    // The argmax of logits holding NaN or +infinity is their length, an id no vocabulary holds (ops/traits.hpp): the
+    // first such id ends the generation with an error naming the position whose logits they were.
+    void check_finite(const std::vector<std::uint32_t>& tokens, std::size_t prompt_length) const {
+        const std::uint32_t vocabulary = prog_->index_limit(options_.token);
+        for (std::size_t at = prompt_length; at < tokens.size(); ++at)
+            if (vocabulary != 0 && tokens[at] >= vocabulary)
+                throw numeric_error("vkfuse decode_loop: the logits at position " + std::to_string(at - 1) +
+                                    " are not finite (NaN or infinity), so no token follows it. The model overflows "
+                                    "f32 there: check the weights (a checkpoint far outside a trained model's "
+                                    "range) and the inputs.");
+    }
+
     void check_lengths(std::span<const std::uint32_t> prompt, std::size_t new_tokens) const {
         if (prompt.empty()) throw usage_error("vkfuse decode_loop: the prompt is empty; give at least one token id.");
         if (new_tokens == 0) throw usage_error("vkfuse decode_loop: asked for 0 new tokens; ask for at least 1.");

@@ -165,13 +165,15 @@ double eval(const expr::reduce<O, A>& e, bindings& b) {
     const vector a = value_of(e.a, b);
     double acc = r.identity;
     Eigen::Index at = 0;  // the first index at which acc took its final value
+    bool finite = true;  // no NaN, no +infinity (argmax)
     for (Eigen::Index i = 0; i < a.size(); ++i) {
         const double next = op_traits<r.combine>::reference(acc, a[i]);
         if (next != acc) at = i;
         acc = next;
+        finite = finite && !std::isnan(a[i]) && a[i] != std::numeric_limits<double>::infinity();
     }
     if constexpr (r.indexed)
-        return static_cast<double>(at);
+        return static_cast<double>(finite ? at : a.size());
     else if constexpr (r.mean)
         return acc / static_cast<double>(a.size());
     else

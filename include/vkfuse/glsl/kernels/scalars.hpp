@@ -32,7 +32,7 @@ constexpr void emit_scalars(T& t, const kernel_view<Cap>& kv) {
           << " elements, computed by every workgroup\n"
           << "        {\n"
           << "            float acc = " << float_literal{fold.identity} << ";\n";
-        if (fold.indexed) t << "            float at = 0.0;\n";
+        if (fold.indexed) t << "            float at = 0.0;\n            bool finite = true;\n";
         t << "            for (uint i = gl_LocalInvocationID.x; i < " << (v4 ? len / 4 : len)
           << "u; i += gl_WorkGroupSize.x) {" << (v4 ? "  // i counts vec4s\n" : "\n");
         bool need[Cap] = {};
@@ -60,7 +60,12 @@ constexpr void emit_scalars(T& t, const kernel_view<Cap>& kv) {
                 t << ";\n"
                   << "                if (next != acc) { acc = next; at = float(" << (v4 ? "4u * i + " : "i");
                 if (v4) t << c << 'u';
-                t << "); }\n";
+                t << "); }\n"
+                  << "                finite = finite && !isnan(";
+                value();
+                t << ") && ";
+                value();
+                t << " != uintBitsToFloat(0x7f800000u);\n";
             } else {
                 t << "                acc = ";
                 if (with.infix) {
@@ -79,8 +84,10 @@ constexpr void emit_scalars(T& t, const kernel_view<Cap>& kv) {
         if (fold.indexed) {
             // the first index holding the final value over the workgroup: combine the values, then take the smallest
             // index among the invocations that hold the winner (indices are exact in f32 below 2^24)
+            // and the length, no element's index, where any invocation saw NaN or +infinity
             t << "            const float best = vkf_workgroup_" << with.combined << "(acc);\n"
-              << "            v" << r << " = -vkf_workgroup_max(acc == best ? -at : uintBitsToFloat(0xff800000u));\n";
+              << "            v" << r << " = -vkf_workgroup_max(acc == best ? -at : uintBitsToFloat(0xff800000u));\n"
+              << "            if (vkf_workgroup_max(finite ? 0.0 : 1.0) != 0.0) v" << r << " = " << len << ".0;\n";
         } else {
             t << "            v" << r << " = vkf_workgroup_" << with.combined << "(acc)";
             if (fold.mean) t << " / " << float_literal{static_cast<float>(len)};
