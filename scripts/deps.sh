@@ -18,6 +18,8 @@ packages=(
     vulkan-validationlayers           # VK_LAYER_KHRONOS_validation, on in the tests
     vulkan-tools                      # vulkaninfo, for diagnosing the device
     time                              # /usr/bin/time, for scripts/compile_budget.sh
+    libpcre2-dev libutf8proc-dev      # the tokenizer: regexes with Unicode properties, NFC
+    pkg-config                        # how CMake finds those two
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
