@@ -89,7 +89,9 @@ int main(int argc, char** argv) try {
     if (const auto status = cli.parse(argc, argv)) return *status;
     s.runs = cli.runs();
 
-    vkfuse::context ctx({.pipeline_statistics = s.statistics});
+    vkfuse::context_options context_options;
+    context_options.pipeline_statistics = s.statistics;
+    vkfuse::context ctx(context_options);
     if (s.statistics && !ctx.device().pipeline_statistics)
         std::printf("decode: %s does not offer VK_KHR_pipeline_executable_properties; no statistics\n",
                     ctx.device().name.c_str());
