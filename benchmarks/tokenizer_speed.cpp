@@ -4,10 +4,11 @@
 //
 // DIR holds one folder per tokenizer, each with its tokenizer.json (scripts/fetch_tokenizers fills
 // ~/.cache/vkfuse/tokenizers, the default); the text defaults to this repository's docs/*.md and README.md (English
-// written here, about 180 KB). Each tokenizer is loaded (timed), then verified — the ids decode back to the text —
-// and only then timed: the first encoding with a fresh tokenizer (its word cache empty: "cold"), then the median of
-// `runs` more (the cache warm, as for text that repeats words already seen). A tokenizer whose ids do not decode
-// back to the text gets no time and the program exits with status 1.
+// written here, about 180 KB). Each tokenizer is loaded (timed), then verified — its ids for the 115 strings of
+// tests/fixtures/tokenizers/real-expected.json must be Hugging Face's — and only then timed: the first encoding with
+// a fresh tokenizer (its word cache empty: "cold"), then the median of `runs` more (the cache warm, as for text that
+// repeats words already seen). A tokenizer that disagrees, or that the file does not cover, gets no time; one that
+// disagrees makes the program exit with status 1.
 #include <vkfuse/text/tokenizer.hpp>
 
 #include <CLI/CLI.hpp>
@@ -74,6 +75,16 @@ int main(int argc, char** argv) {
                 texts.size(), "tokenizer", "load s", "ids", "cold MB/s", "warm MB/s", "bytes/id");
     using clock = std::chrono::steady_clock;
     const auto seconds = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    nlohmann::json expected;
+    {
+        std::ifstream in(fs::path(VKFUSE_SOURCE_DIR) / "tests/fixtures/tokenizers/real-expected.json");
+        if (!in) {
+            std::fprintf(stderr, "tokenizer_speed: cannot read tests/fixtures/tokenizers/real-expected.json\n");
+            return 1;
+        }
+        expected = nlohmann::json::parse(in);
+    }
+    const auto strings = expected.at("strings").get<std::vector<std::string>>();
     bool all_ok = true;
     nlohmann::json results = nlohmann::json::array();
     for (const fs::path& folder : found) {
@@ -81,9 +92,17 @@ int main(int argc, char** argv) {
         const auto t0 = clock::now();
         const vkfuse::text::tokenizer original = vkfuse::text::tokenizer::from_file(folder / "tokenizer.json");
         const double load = seconds(clock::now() - t0);
-        // verified first: the ids give the text back
-        if (original.decode(original.encode(text)) != text) {
-            std::printf("%-10s MISMATCH: the ids do not decode back to the text; no time\n", name.c_str());
+        // verified first: Hugging Face's ids for the reference strings
+        if (!expected.at("tokenizers").contains(name)) {
+            std::printf("%-10s not in real-expected.json, so not verified: no time\n", name.c_str());
+            continue;
+        }
+        const nlohmann::json& want = expected.at("tokenizers").at(name).at("ids_special");
+        bool same = true;
+        for (std::size_t i = 0; i < strings.size(); ++i)
+            same = same && original.encode(strings[i], true) == want[i].get<std::vector<std::uint32_t>>();
+        if (!same) {
+            std::printf("%-10s MISMATCH with Hugging Face's ids; no time\n", name.c_str());
             all_ok = false;
             continue;
         }

@@ -630,22 +630,41 @@ private:
         return std::nullopt;
     }
 
+    // NFC, applied only where it can change something: no ASCII character composes with the one before it, so the
+    // text is cut before every ASCII character, and each run of other characters is composed together with the
+    // ASCII character before it (an "e" and a combining accent after it).
+    static std::string nfc(std::string_view text) {
+        std::string out;
+        out.reserve(text.size());
+        const auto ascii = [&](std::size_t i) { return static_cast<unsigned char>(text[i]) < 0x80; };
+        for (std::size_t at = 0; at < text.size();) {
+            if (ascii(at)) {
+                out += text[at++];
+                continue;
+            }
+            std::size_t start = at, end = at;
+            if (start > 0) {  // the ASCII character before the run, already copied, is composed again with it
+                --start;
+                out.pop_back();
+            }
+            while (end < text.size() && !ascii(end)) ++end;
+            utf8proc_uint8_t* result = nullptr;
+            const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + start),
+                                                    static_cast<utf8proc_ssize_t>(end - start), &result,
+                                                    static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+            if (n < 0) throw usage_error(std::string("vkfuse tokenizer: NFC failed: ") + utf8proc_errmsg(n));
+            out.append(reinterpret_cast<const char*>(result), static_cast<std::size_t>(n));
+            std::free(result);
+            at = end;
+        }
+        return out;
+    }
+
     std::string normalized(std::string_view s) const {
         std::string out(s);
         for (const normalizer& n : normalizers_) {
             switch (n.what) {
-            case normalizer::nfc: {
-                const bool ascii = std::all_of(out.begin(), out.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-                if (ascii) break;
-                utf8proc_uint8_t* result = nullptr;
-                const utf8proc_ssize_t n_bytes = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(out.data()),
-                                                              static_cast<utf8proc_ssize_t>(out.size()), &result,
-                                                              static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-                if (n_bytes < 0) throw usage_error(std::string("vkfuse tokenizer: NFC failed: ") + utf8proc_errmsg(n_bytes));
-                out.assign(reinterpret_cast<const char*>(result), static_cast<std::size_t>(n_bytes));
-                std::free(result);
-                break;
-            }
+            case normalizer::nfc: out = nfc(out); break;
             case normalizer::prepend:
                 if (!out.empty()) out.insert(0, n.to);
                 break;
