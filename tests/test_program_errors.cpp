@@ -201,3 +201,35 @@ TEST_CASE("pipeline statistics come from the driver where it offers them, else a
     program plain(vkfuse_test::context(), layer);
     CHECK(what_of([&] { (void)plain.pipeline_statistics(0); }).find("pipeline_statistics") != std::string::npos);
 }
+
+TEST_CASE("a device that runs out of memory, or is lost, while a program is made or run: an error that says so") {
+    const auto error_of = [](auto&& f) -> std::string {
+        try {
+            f();
+        } catch (const vkfuse::vulkan_error& e) {
+            return e.what();
+        }
+        return "(nothing thrown)";
+    };
+    vkfuse::context ctx({.cache_directory = "off"});
+    const std::vector<float> ones(300, 1.0f), halves(17 * 300, 0.5f);
+    // an allocation of the program's buffers fails: the error names it, the result and what to do
+    ctx.inject_failures({.allocation = 2});
+    const std::string oom = error_of([&] { program prog(ctx, layer); });
+    CHECK(oom.find("vkAllocateMemory failed with VK_ERROR_OUT_OF_DEVICE_MEMORY") != std::string::npos);
+    CHECK(oom.find("The device ran out of memory") != std::string::npos);
+    // the context goes on: the same program, made again, runs right
+    program prog(ctx, layer);
+    prog.upload("x", ones);
+    prog.upload("w", halves);
+    prog.set_param("alpha", 2.0f);
+    prog.poison();
+    prog.run();
+    for (const float v : prog.download("y")) CHECK(v == doctest::Approx(300.0f));
+    // the device is lost during a run: that run and every later one say so, and nothing aborts
+    ctx.inject_failures({.submission = 1});
+    const std::string lost = error_of([&] { prog.run(); });
+    CHECK(lost.find("vkQueueSubmit failed with VK_ERROR_DEVICE_LOST") != std::string::npos);
+    CHECK(lost.find("create a new one") != std::string::npos);
+    CHECK(error_of([&] { prog.run(); }).find("VK_ERROR_DEVICE_LOST") != std::string::npos);
+}

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cstddef>
@@ -48,8 +49,9 @@ struct context_options {
     // variable VKFUSE_VALIDATION=1 turns this on regardless and also prints each message to stderr.
     bool validation = false;
     // An index ("0") or a case-insensitive part of a device name. Empty: the VKFUSE_DEVICE environment variable, and
-    // if that is empty too, the first discrete GPU, else integrated, else virtual, else CPU device.
-    std::string device;
+    // if that is empty too, the first discrete GPU, else integrated, else virtual, else CPU device. (The initialiser
+    // keeps GCC's -Wmissing-field-initializers quiet for designated initialisers that leave it out.)
+    std::string device = {};
     // Where SPIR-V and the pipeline cache are kept between processes (cache.hpp). Unset: $VKFUSE_CACHE_DIR, else
     // $XDG_CACHE_HOME/vkfuse, else $HOME/.cache/vkfuse. Empty, "0" or "off": no disk cache and no pipeline cache.
     // The initialiser keeps GCC's -Wmissing-field-initializers quiet for designated initialisers that leave it out.
@@ -489,6 +491,19 @@ public:
     // Submits one command buffer to the compute queue and blocks until `fence` signals; the fence is reset first.
     void submit_and_wait(VkCommandBuffer commands, VkFence fence, std::string_view doing);
 
+    // ---- Failures on purpose: what a failing device costs, testable on any device ------------------------------------
+    // From now on, the `allocation`-th device memory allocation (1: the next) fails once with
+    // VK_ERROR_OUT_OF_DEVICE_MEMORY, and the `submission`-th queue submission and every one after it fail with
+    // VK_ERROR_DEVICE_LOST, as a lost device does (and, like one, it stays lost); 0 disarms that kind. Each failure
+    // takes the path a real one takes: a vkfuse::vulkan_error naming the call, the result and what to do.
+    struct injected_failures {
+        std::uint32_t allocation = 0, submission = 0;
+    };
+    void inject_failures(injected_failures failures) {
+        allocations_to_failure_ = failures.allocation;
+        submissions_to_loss_ = failures.submission;
+    }
+
 private:
     void select_device(const std::string& requested, bool from_environment,
                        const std::vector<VkPhysicalDevice>& devices);
@@ -517,6 +532,9 @@ private:
     bool portability_subset_ = false;
     bool maintenance4_ = false;
     bool executable_properties_ = false;  // the device offers VK_KHR_pipeline_executable_properties
+    // inject_failures: allocations and submissions left before the injected one (0: none armed)
+    std::atomic<std::uint32_t> allocations_to_failure_{0}, submissions_to_loss_{0};
+    bool lost_ = false;  // an injected device loss happened: every later submission fails too
     std::uint32_t spirv_api_version_ = 0;  // the Vulkan version glslang targets; see read_device_info()
     device_info info_;
 
@@ -1213,7 +1231,9 @@ inline detail::raw_buffer context::create_raw_buffer(VkDeviceSize bytes, VkBuffe
     allocate.allocationSize = requirements.size;
     allocate.memoryTypeIndex = memory_type(requirements.memoryTypeBits, required, preferred, purpose);
     VkDeviceMemory memory = VK_NULL_HANDLE;
-    detail::check(fn_.vkAllocateMemory(device, &allocate, nullptr, &memory), "vkAllocateMemory", doing);
+    const bool fail = allocations_to_failure_ != 0 && --allocations_to_failure_ == 0;  // inject_failures
+    detail::check(fail ? VK_ERROR_OUT_OF_DEVICE_MEMORY : fn_.vkAllocateMemory(device, &allocate, nullptr, &memory),
+                  "vkAllocateMemory", doing);
     result.memory = {device, memory, fn_.vkFreeMemory};
     detail::check(fn_.vkBindBufferMemory(device, buffer, memory, 0), "vkBindBufferMemory", doing);
 
@@ -1233,7 +1253,9 @@ inline void context::submit_and_wait(VkCommandBuffer commands, VkFence fence, st
     submit.pCommandBuffers = &commands;
     {
         std::lock_guard lock(queue_mutex_);
-        detail::check(fn_.vkQueueSubmit(queue_, 1, &submit, fence), "vkQueueSubmit", doing);
+        lost_ = lost_ || (submissions_to_loss_ != 0 && --submissions_to_loss_ == 0);  // inject_failures
+        detail::check(lost_ ? VK_ERROR_DEVICE_LOST : fn_.vkQueueSubmit(queue_, 1, &submit, fence), "vkQueueSubmit",
+                      doing);
     }
     detail::check(fn_.vkWaitForFences(device, 1, &fence, VK_TRUE, std::numeric_limits<std::uint64_t>::max()),
                   "vkWaitForFences", doing);
