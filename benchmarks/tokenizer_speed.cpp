@@ -1,4 +1,4 @@
-// benchmarks/tokenizer_speed.cpp — how fast vkfuse::text::tokenizer encodes English text, on one core.
+// benchmarks/tokenizer_speed.cpp — how fast vkfuse::tokens::tokenizer encodes English text, on one core.
 //
 //     tokenizer_speed [--tokenizers DIR] [--text FILE,...] [--runs 5] [--json FILE]
 //
@@ -9,7 +9,7 @@
 // a fresh tokenizer (its word cache empty: "cold"), then the median of `runs` more (the cache warm, as for text that
 // repeats words already seen). A tokenizer that disagrees, or that the file does not cover, gets no time; one that
 // disagrees makes the program exit with status 1.
-#include <vkfuse/text/tokenizer.hpp>
+#include <vkfuse/tokens/tokenizer.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
     for (const fs::path& folder : found) {
         const std::string name = folder.filename().string();
         const auto t0 = clock::now();
-        const vkfuse::text::tokenizer original = vkfuse::text::tokenizer::from_file(folder / "tokenizer.json");
+        const vkfuse::tokens::tokenizer original = vkfuse::tokens::tokenizer::from_file(folder / "tokenizer.json");
         const double load = seconds(clock::now() - t0);
         // verified first: Hugging Face's ids for the reference strings
         if (!expected.at("tokenizers").contains(name)) {
@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
             all_ok = false;
             continue;
         }
-        vkfuse::text::tokenizer fresh = vkfuse::text::tokenizer::from_file(folder / "tokenizer.json");
+        vkfuse::tokens::tokenizer fresh = vkfuse::tokens::tokenizer::from_file(folder / "tokenizer.json");
         auto t1 = clock::now();
         const std::size_t ids = fresh.encode(text).size();
         const double cold = seconds(clock::now() - t1);

@@ -6,7 +6,7 @@
 //                                         one JSON string per line.
 //
 // DIR holds tokenizer.json (or is the file itself). Exit status 0 on success, 1 with a message on stderr otherwise.
-#include <vkfuse/text/tokenizer.hpp>
+#include <vkfuse/tokens/tokenizer.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     try {
         std::filesystem::path path = positional[0];
         if (std::filesystem::is_directory(path)) path /= "tokenizer.json";
-        const vkfuse::text::tokenizer tok = vkfuse::text::tokenizer::from_file(path);
+        const vkfuse::tokens::tokenizer tok = vkfuse::tokens::tokenizer::from_file(path);
 
         std::string input;
         if (positional.size() == 2) {

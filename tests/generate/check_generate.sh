@@ -5,9 +5,11 @@
 #   1. the prompt of tests/fixtures/tiny-qwen2/expected.json, --max-new its number of generated ids: the `tokens:`
 #      line is prompt_ids then generated_ids, exactly, and the --logits file holds transformers' logits (within 1e-4
 #      of the largest magnitude);
-#   2. errors: a missing folder, --max-seq too small, a prompt id outside the vocabulary (from the built program), an
-#      unsupported architecture (at configure time), a bad option, --logits naming an input — each a message and exit
-#      status 1 or 2, no crash, no input changed.
+#   1b. --prompt on a copy of the fixture with a hand-made tokenizer.json: the prompt's ids as Hugging Face gives them,
+#      the same tokens as --ids, and a `text:` line;
+#   2. errors: a missing folder, --prompt without a tokenizer.json, --ids with --prompt, --max-seq too small, a
+#      prompt id outside the vocabulary (from the built program), an unsupported architecture (at configure time), a
+#      bad option, --logits naming an input — each a message and exit status 1 or 2, no crash, no input changed.
 #
 # Usage: tests/generate/check_generate.sh BUILDS   (CXX, VKFUSE_VALIDATION and VKFUSE_CACHE_DIR are passed through)
 set -euo pipefail
@@ -79,6 +81,29 @@ else
     done
 fi
 
+# ---- 1b. --prompt: text through the folder's tokenizer.json (a hand-made one whose ids fit the fixture's 131), the
+# same tokens as the ids Hugging Face's tokenizers gives for it (tests/fixtures/tokenizers/expected.js's library:
+# "ab 12 ab" with its template is 44,2,30,31,44,1), and the new tokens as text
+mkdir -p "$scratch/text-model"
+cp "$fixture"/*.json "$fixture"/*.safetensors "$scratch/text-model/"
+cp "$repo/tests/fixtures/tokenizers/metaspace.json" "$scratch/text-model/tokenizer.json"
+echo "== scripts/generate $scratch/text-model --prompt 'ab 12 ab' --max-new 3"
+status=0
+"$repo/scripts/generate" "$scratch/text-model" --prompt "ab 12 ab" --max-new 3 >"$scratch/out" 2>"$scratch/err" ||
+    status=$?
+cat "$scratch/out"
+if [[ $status -ne 0 ]]; then
+    cat "$scratch/err" >&2
+    failed "--prompt: exit status $status"
+else
+    got=$(sed -n 's/^tokens: //p' "$scratch/out")
+    [[ $got == 44,2,30,31,44,1,* ]] || failed "--prompt: tokens $got do not start with the prompt's ids 44,2,30,31,44,1"
+    grep -q '^text: "' "$scratch/out" || failed "--prompt: no 'text:' line"
+    "$repo/scripts/generate" "$scratch/text-model" --ids 44,2,30,31,44,1 --max-new 3 >"$scratch/out-ids" 2>/dev/null ||
+        failed "--ids 44,2,30,31,44,1 failed"
+    [[ $(sed -n 's/^tokens: //p' "$scratch/out-ids") == "$got" ]] || failed "--prompt and --ids give other tokens"
+fi
+
 # ---- 2. refusals: a message on stderr, exit status 1 or 2
 refuses() {  # refuses 'what' 'expected message part' args...
     local what=$1 message=$2
@@ -102,6 +127,8 @@ refuses "an id outside the vocabulary" "not below the model's vocab_size" "$fixt
 refuses "more positions than the model has" "more than the model's max_position_embeddings" \
     "$fixture" --ids 1 --max-new 299
 refuses "a bad option" "unknown option --temperature" "$fixture" --temperature 0.7
+refuses "--prompt without a tokenizer.json" "tokenizer.json does not exist" "$fixture" --prompt "ab" --max-new 1
+refuses "--ids and --prompt together" "give one of them" "$scratch/text-model" --ids 1 --prompt "ab" --max-new 1
 # an output never replaces an input: --logits naming the checkpoint's own file (through another path) is refused,
 # and the file is left as it was
 cp -r "$fixture" "$scratch/own-model"

@@ -3,7 +3,7 @@
 // scripts/generate configures tools/generate/CMakeLists.txt for a model's config.json (which writes the model's
 // sizes into generate_build.hpp) and runs what it builds:
 //
-//     vkfuse_generate MODEL_DIR [--ids 1,17,300] [--max-new N] [--logits FILE]
+//     vkfuse_generate MODEL_DIR [--ids 1,17,300 | --prompt TEXT] [--max-new N] [--logits FILE]
 //                     [--max-seq N] [--dtype T] [--strategy S]
 //
 // --max-seq, --dtype and --strategy choose the build, so here they can only repeat what the build was made for.
@@ -12,6 +12,9 @@
 #include "generate_build.hpp"
 
 #include <vkfuse/model/generator.hpp>
+#ifdef VKFUSE_GENERATE_TEXT
+#include <vkfuse/tokens/tokenizer.hpp>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -27,6 +30,7 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -46,6 +50,8 @@ constexpr std::size_t positions = generate_build::shape.max_positions;
 constexpr std::string_view usage_text = R"(usage: scripts/generate MODEL_DIR [options]
   MODEL_DIR            a Hugging Face model folder: config.json and *.safetensors
   --ids 1,17,300       the prompt's token ids (default: the config's bos_token_id alone)
+  --prompt TEXT        the prompt as text, encoded by the model folder's tokenizer.json as transformers does
+                       (add_special_tokens); the new tokens are then also printed as text
   --max-new N          new tokens to generate greedily (default 16)
   --logits FILE        also write the logits of every prompt position and of each new token as JSON
   --max-seq N          positions the KV caches hold, prompt + new tokens (default 512, or less when
@@ -63,6 +69,7 @@ struct usage_problem {
 struct options {
     fs::path folder;
     std::optional<std::vector<std::uint32_t>> ids;
+    std::optional<std::string> prompt;  // --prompt: text for the folder's tokenizer
     std::size_t max_new = 16;
     std::optional<fs::path> logits;
     bool help = false;
@@ -131,6 +138,8 @@ options parse_options(int argc, char** argv) {
         }
         if (name == "--ids") {
             o.ids = parse_ids(value);
+        } else if (name == "--prompt") {
+            o.prompt = std::string(value);
         } else if (name == "--max-new") {
             o.max_new = parse_number(value, name, 1u << 30);
         } else if (name == "--logits") {
@@ -147,6 +156,7 @@ options parse_options(int argc, char** argv) {
         }
     }
     if (!have_folder) throw usage_problem{"no model folder given"};
+    if (o.ids && o.prompt) throw usage_problem{"--ids and --prompt both give the prompt; give one of them"};
     return o;
 }
 
@@ -248,7 +258,30 @@ int run(const options& o) {
     model::check_config(c, generate_build::shape);
 
     std::vector<std::uint32_t> prompt;
-    if (o.ids) {
+#ifdef VKFUSE_GENERATE_TEXT
+    std::optional<vkfuse::tokens::tokenizer> tokenizer;
+#endif
+    if (o.prompt) {
+#ifdef VKFUSE_GENERATE_TEXT
+        const fs::path file = o.folder / "tokenizer.json";
+        if (!fs::exists(file, ec))
+            throw usage_problem{"--prompt needs the model's tokenizer: " + file.string() +
+                                    " does not exist (give the prompt's ids with --ids instead)",
+                                false};
+        tokenizer = vkfuse::tokens::tokenizer::from_file(file);
+        if (tokenizer->size() > c.vocab_size)
+            throw usage_problem{file.string() + " has ids up to " + std::to_string(tokenizer->size() - 1) +
+                                    ", beyond the model's vocab_size of " + std::to_string(c.vocab_size) + " in " +
+                                    c.source + ": the tokenizer is not this model's",
+                                false};
+        prompt = tokenizer->encode(*o.prompt, true);
+        if (prompt.empty()) throw usage_problem{"--prompt: the text gives no tokens", false};
+#else
+        throw usage_problem{"--prompt: this build has no tokenizer (PCRE2 and utf8proc were not found: install "
+                            "libpcre2-dev libutf8proc-dev pkg-config); give the prompt's ids with --ids",
+                            false};
+#endif
+    } else if (o.ids) {
         prompt = *o.ids;
     } else if (c.bos_token_id) {
         prompt = {static_cast<std::uint32_t>(*c.bos_token_id)};
@@ -306,6 +339,13 @@ int run(const options& o) {
     const vkfuse::generation g = gen.generate(prompt, o.max_new);
 
     std::printf("tokens: %s\n", join_ids(g.tokens).c_str());
+#ifdef VKFUSE_GENERATE_TEXT
+    if (tokenizer) {  // the new tokens as text (JSON, so that any character prints safely)
+        const std::string text = tokenizer->decode(std::span(g.tokens).subspan(prompt.size()));
+        std::printf("text: %s\n",
+                    nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    }
+#endif
     print_phase("prefill", "positions", g.prefill_runs, g.prefill);
     print_phase("decode", "tokens", g.decode_runs, g.decode);
     std::printf("build: %.3f s (kernels compiled, or read from the disk cache), load: %.3f s (weights converted "

@@ -1,4 +1,4 @@
-// vkfuse/text/utf8.hpp — the UTF-8 a tokenizer needs: checking text, walking its characters, and turning arbitrary
+// vkfuse/tokens/utf8.hpp — the UTF-8 a tokenizer needs: checking text, walking its characters, and turning arbitrary
 // bytes into text the way Hugging Face's decoders do (each ill-formed part becomes one U+FFFD).
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace vkfuse::text::utf8 {
+namespace vkfuse::tokens::utf8 {
 
 inline constexpr std::string_view replacement = "\xEF\xBF\xBD";  // U+FFFD
 
@@ -106,4 +106,4 @@ inline std::string lossy(std::string_view bytes) {
     return out;
 }
 
-} // namespace vkfuse::text::utf8
+} // namespace vkfuse::tokens::utf8

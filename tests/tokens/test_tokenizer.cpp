@@ -6,7 +6,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <vkfuse/text/tokenizer.hpp>
+#include <vkfuse/tokens/tokenizer.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-using vkfuse::text::decode_stream;
-using vkfuse::text::tokenizer;
+using vkfuse::tokens::decode_stream;
+using vkfuse::tokens::tokenizer;
 
 namespace {
 
@@ -45,7 +45,7 @@ std::string streamed(const tokenizer& t, const std::vector<std::uint32_t>& ids, 
 }
 
 bool ends_with_replacement(const std::string& s) {
-    return s.size() >= 3 && s.compare(s.size() - 3, 3, vkfuse::text::utf8::replacement) == 0;
+    return s.size() >= 3 && s.compare(s.size() - 3, 3, vkfuse::tokens::utf8::replacement) == 0;
 }
 
 } // namespace
@@ -82,8 +82,8 @@ TEST_CASE("tokenizer: a stream holds the bytes of a character until it completes
     std::string all;
     for (const std::string& p : pieces) {
         all += p;
-        CHECK(vkfuse::text::utf8::first_invalid(p) == p.size());
-        CHECK(p.find(vkfuse::text::utf8::replacement) == std::string::npos);
+        CHECK(vkfuse::tokens::utf8::first_invalid(p) == p.size());
+        CHECK(p.find(vkfuse::tokens::utf8::replacement) == std::string::npos);
     }
     CHECK(all == "a 你 b");
     CHECK(t.decode(ids) == "a 你 b");

@@ -1,10 +1,10 @@
-// vkfuse/text/tokenizer.hpp — a checkpoint's own tokenizer, read from its tokenizer.json, giving Hugging Face
+// vkfuse/tokens/tokenizer.hpp — a checkpoint's own tokenizer, read from its tokenizer.json, giving Hugging Face
 // `tokenizers`' ids for the same text, and text for ids (streamed a token at a time).
 //
-//     auto tok = vkfuse::text::tokenizer::from_file("/models/Qwen2.5-0.5B/tokenizer.json");
+//     auto tok = vkfuse::tokens::tokenizer::from_file("/models/Qwen2.5-0.5B/tokenizer.json");
 //     std::vector<std::uint32_t> ids = tok.encode("Hello, world");      // [9707, 11, 1879]
 //     std::string again = tok.decode(ids);                               // "Hello, world"
-//     vkfuse::text::decode_stream out(tok);                              // text as tokens arrive: out.step(id)
+//     vkfuse::tokens::decode_stream out(tok);                              // text as tokens arrive: out.step(id)
 //
 // What it reads is what the supported families declare (docs/text.md lists it): a BPE model — byte-level (GPT-2's
 // byte alphabet: Qwen2, Qwen2.5, Qwen3, Llama 3) or SentencePiece-style (`▁` for spaces, bytes as <0xXX> tokens:
@@ -18,7 +18,7 @@
 // The stages around the BPE model (normalizers, pre-tokenizers, decoders) are in pipeline.hpp; this file reads the
 // JSON, matches added tokens and runs the merges.
 //
-// Needs PCRE2 (libpcre2-dev: link pcre2-8) and utf8proc (libutf8proc-dev: link utf8proc); CMake's vkfuse::text
+// Needs PCRE2 (libpcre2-dev: link pcre2-8) and utf8proc (libutf8proc-dev: link utf8proc); CMake's vkfuse::tokens
 // target brings both.
 #pragma once
 
@@ -49,7 +49,7 @@
 #include <utility>
 #include <vector>
 
-namespace vkfuse::text {
+namespace vkfuse::tokens {
 
 
 class decode_stream;
@@ -714,4 +714,4 @@ private:
     std::size_t prefix_index_ = 0;
 };
 
-} // namespace vkfuse::text
+} // namespace vkfuse::tokens

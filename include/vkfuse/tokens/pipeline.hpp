@@ -1,7 +1,7 @@
-// vkfuse/text/pipeline.hpp — the stages of a tokenizer around its BPE model, each as tokenizer.json describes it:
+// vkfuse/tokens/pipeline.hpp — the stages of a tokenizer around its BPE model, each as tokenizer.json describes it:
 // normalizers (NFC, Prepend, Replace), pre-tokenizers (Split by a PCRE2 regex or a string, ByteLevel, Metaspace,
 // Digits) that cut text into the pieces BPE encodes, and decoders (ByteLevel, Replace, ByteFallback, Fuse, Strip,
-// Metaspace) that turn token strings back into text. vkfuse/text/tokenizer.hpp reads them from the file and runs
+// Metaspace) that turn token strings back into text. vkfuse/tokens/tokenizer.hpp reads them from the file and runs
 // them; nothing here reads JSON.
 #pragma once
 
@@ -25,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-namespace vkfuse::text::detail {
+namespace vkfuse::tokens::detail {
 
 // GPT-2's byte alphabet: every byte as a printable character, so that BPE works on text. Bytes that are printable
 // Latin-1 (33-126, 161-172, 174-255) stand for themselves; the other 68 take the code points from 256 on, in order.
@@ -357,4 +357,4 @@ inline std::string run_decoders(const std::vector<decoder>& decoders, std::vecto
     return text;
 }
 
-} // namespace vkfuse::text::detail
+} // namespace vkfuse::tokens::detail
