@@ -319,13 +319,20 @@ private:
         }
     }
 
+    // A Sequence's list `name` of `j`: read(item, its field) for each item.
+    template <class Read>
+    void each_in(const nlohmann::json& j, const char* name, const std::string& field, Read read) const {
+        const nlohmann::json* list = member(j, name);
+        if (!list || !list->is_array()) refuse(field + "." + name, "is missing");
+        for (std::size_t i = 0; i < list->size(); ++i)
+            read((*list)[i], field + "." + name + "[" + std::to_string(i) + "]");
+    }
+
     void read_normalizer(const nlohmann::json& n, const std::string& field) {
         const std::string type = string_of(n, "type", field);
         if (type == "Sequence") {
-            const nlohmann::json* list = member(n, "normalizers");
-            if (!list || !list->is_array()) refuse(field + ".normalizers", "is missing");
-            for (std::size_t i = 0; i < list->size(); ++i)
-                read_normalizer((*list)[i], field + ".normalizers[" + std::to_string(i) + "]");
+            each_in(n, "normalizers", field,
+                    [&](const nlohmann::json& item, const std::string& at) { read_normalizer(item, at); });
         } else if (type == "NFC") {
             normalizers_.push_back({normalizer::nfc, {}, {}});
         } else if (type == "Prepend") {
@@ -350,10 +357,8 @@ private:
         const std::string type = string_of(p, "type", field);
         pre_tokenizer t;
         if (type == "Sequence") {
-            const nlohmann::json* list = member(p, "pretokenizers");
-            if (!list || !list->is_array()) refuse(field + ".pretokenizers", "is missing");
-            for (std::size_t i = 0; i < list->size(); ++i)
-                read_pre_tokenizer((*list)[i], field + ".pretokenizers[" + std::to_string(i) + "]");
+            each_in(p, "pretokenizers", field,
+                    [&](const nlohmann::json& item, const std::string& at) { read_pre_tokenizer(item, at); });
             return;
         }
         if (type == "Split") {
@@ -411,10 +416,8 @@ private:
     void read_post_processor(const nlohmann::json& p, const std::string& field) {
         const std::string type = string_of(p, "type", field);
         if (type == "Sequence") {
-            const nlohmann::json* list = member(p, "processors");
-            if (!list || !list->is_array()) refuse(field + ".processors", "is missing");
-            for (std::size_t i = 0; i < list->size(); ++i)
-                read_post_processor((*list)[i], field + ".processors[" + std::to_string(i) + "]");
+            each_in(p, "processors", field,
+                    [&](const nlohmann::json& item, const std::string& at) { read_post_processor(item, at); });
         } else if (type == "ByteLevel") {  // offsets only: the ids are unchanged
         } else if (type == "TemplateProcessing") {
             const nlohmann::json* single = member(p, "single");
@@ -446,10 +449,8 @@ private:
         const std::string type = string_of(d, "type", field);
         decoder x;
         if (type == "Sequence") {
-            const nlohmann::json* list = member(d, "decoders");
-            if (!list || !list->is_array()) refuse(field + ".decoders", "is missing");
-            for (std::size_t i = 0; i < list->size(); ++i)
-                read_decoder((*list)[i], field + ".decoders[" + std::to_string(i) + "]");
+            each_in(d, "decoders", field,
+                    [&](const nlohmann::json& item, const std::string& at) { read_decoder(item, at); });
             return;
         }
         if (type == "ByteLevel") {
